@@ -1,0 +1,201 @@
+"""Attention that honours a :class:`~myopia.policy.GradientPolicy`.
+
+One entry point, :func:`policy_attention`, with two implementations that must agree:
+
+* ``reference`` materialises the (T, T) scores. For every (query j, key i) pair the key
+  and value come from the *live* tensors ``k, v`` when the policy says the pair is live,
+  and from the *constant* tensors ``k_off, v_off`` otherwise. Any policy, any mask, any
+  dtype (float64 for the exactness tests). This is the oracle the fast path is tested
+  against.
+* ``fast`` serves the myopic policy (horizon 0 / block 1) with a fused kernel. It runs the
+  fused attention with the constant keys/values, then adds a term that is exactly zero
+  in value but carries the diagonal gradient into the live ``k_i, v_i``.
+
+Derivation of the fast path. Let c be the score scale, ``O = softmax(c Q K'^T) V'`` the
+fused output on the constant K', V' (equal in value to K, V), ``lse_i`` its row
+log-sum-exp and ``P_ii = exp(c q_i.k_i - lse_i)`` the diagonal attention weight. The
+fused kernel already yields the vanilla dQ (dQ does not depend on which pairs are live).
+The diagonal pair contributes ``P_ii v_i`` to ``O_i``; its gradient is
+
+    dv_i = P_ii dO_i,        dk_i = c P_ii (dO_i . (v_i - O_i)) q_i.
+
+Both come out of
+
+    corr_i = sg(P_ii) (v_i - v'_i) + (p(k_i) - p(k'_i)) sg(v'_i - O_i),
+    p(k) = exp(c sg(q_i).k - sg(lse_i)),
+
+where sg is stop-gradient. ``corr`` is zero in value because k' = k and v' = v in value.
+When K', V' carry gradient themselves (``detach="hidden"``: keys/values recomputed from a
+detached input with live projections) the ``- v'_i`` and ``- p(k'_i)`` parts remove the
+diagonal from that gradient, so each pair is counted exactly once. The extra cost is
+O(T d) per head; the row log-sum-exp comes from the fused kernel and needs no gradient.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from myopia.policy import GradientPolicy
+
+IMPLS = ("auto", "reference", "fast")
+
+
+def policy_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    policy: GradientPolicy | None = None,
+    *,
+    k_off: torch.Tensor | None = None,
+    v_off: torch.Tensor | None = None,
+    attn_mask: torch.Tensor | None = None,
+    scale: float | None = None,
+    impl: str = "auto",
+    off_equals_live: bool = True,
+) -> torch.Tensor:
+    """Causal attention under a gradient policy.
+
+    q, k, v:      (B, nh, T, hs) — grouped-query heads must already be repeated.
+    k_off, v_off: (B, nh, T, hs) keys/values used for off-band pairs. Default: ``k.detach()``,
+                  ``v.detach()`` (strict myopia). For ``detach="hidden"`` the caller passes
+                  projections of the detached attention input; for a frozen past, the
+                  reference model's keys/values.
+    attn_mask:    optional bool (B|1, nh|1, T, T), True where query j may read key i; it must
+                  already contain causality. None means plain causal.
+    off_equals_live: k_off/v_off equal k/v in value (true unless the past comes from another
+                  model). The fast path needs it.
+    Returns (B, nh, T, hs).
+    """
+    if impl not in IMPLS:
+        raise ValueError(f"unknown attention impl {impl!r}; use one of {', '.join(IMPLS)}")
+    policy = policy or GradientPolicy()
+    T = q.shape[-2]
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    all_live = policy.is_vanilla_at(T) and off_equals_live
+    if k_off is None:
+        k_off = k.detach()
+    if v_off is None:
+        v_off = v.detach()
+
+    if impl == "reference":
+        return reference_attention(q, k, v, policy, k_off=k_off, v_off=v_off, attn_mask=attn_mask, scale=scale)
+    if all_live:
+        return _sdpa(q, k, v, attn_mask, scale)
+    if policy.is_myopic and off_equals_live:
+        return myopic_fast_attention(q, k, v, k_off, v_off, attn_mask=attn_mask, scale=scale)
+    if impl == "fast":
+        raise ValueError(
+            f"the fast attention path serves the myopic policy with the model's own past only; "
+            f"policy {policy.name!r} needs impl='reference' (or 'auto')"
+        )
+    return reference_attention(q, k, v, policy, k_off=k_off, v_off=v_off, attn_mask=attn_mask, scale=scale)
+
+
+def reference_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    policy: GradientPolicy,
+    *,
+    k_off: torch.Tensor,
+    v_off: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    scale: float,
+) -> torch.Tensor:
+    """Materialised-score attention: live pairs read k/v, the others k_off/v_off."""
+    T = q.shape[-2]
+    allowed = _allowed(attn_mask, T, q.device)
+    live = policy.live_mask(T, q.device)  # (T, T)
+    s_live = (q @ k.transpose(-2, -1)) * scale  # (B, nh, T, T)
+    s_off = (q @ k_off.transpose(-2, -1)) * scale
+    s = torch.where(live, s_live, s_off)
+    s = s.masked_fill(~allowed, torch.finfo(s.dtype).min)
+    p = torch.softmax(s, dim=-1)
+    p = p * allowed  # rows that may read nothing (padding) output zeros
+    livef = live.to(p.dtype)
+    return (p * livef) @ v + (p * (1 - livef)) @ v_off
+
+
+def myopic_fast_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_off: torch.Tensor,
+    v_off: torch.Tensor,
+    *,
+    attn_mask: torch.Tensor | None = None,
+    scale: float,
+) -> torch.Tensor:
+    """Myopic attention: fused kernel on (q, k_off, v_off) plus the zero-valued diagonal term."""
+    out, lse = sdpa_with_lse(q, k_off, v_off, attn_mask, scale)  # (B, nh, T, hs), (B, nh, T)
+    qd = q.detach()
+    lse = lse.detach().unsqueeze(-1)  # (B, nh, T, 1)
+    p_live = torch.exp((qd * k).sum(-1, keepdim=True) * scale - lse)
+    p_off = torch.exp((qd * k_off).sum(-1, keepdim=True) * scale - lse)
+    if attn_mask is not None:
+        T = q.shape[-2]
+        diag = torch.diagonal(_allowed(attn_mask, T, q.device), dim1=-2, dim2=-1).unsqueeze(-1)
+        p_live = p_live * diag
+        p_off = p_off * diag
+    corr = p_live.detach() * (v - v_off) + (p_live - p_off) * (v_off.detach() - out.detach())
+    return out + corr
+
+
+def sdpa_with_lse(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused causal attention that also returns the row log-sum-exp (B, nh, T), no grad."""
+    T = q.shape[-2]
+    bias = None if attn_mask is None else _bias(attn_mask, q.dtype)
+    if q.device.type == "cpu":
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q, k, v, 0.0, attn_mask is None, attn_mask=bias, scale=scale
+        )
+        return out, lse
+    if q.device.type == "cuda":
+        try:
+            if bias is not None:
+                bias = bias.expand(q.shape[0], q.shape[1], T, T)
+            out, lse, _, _ = torch.ops.aten._scaled_dot_product_efficient_attention(
+                q, k, v, bias, True, 0.0, attn_mask is None, scale=scale
+            )
+            return out, lse[..., :T]
+        except RuntimeError:
+            pass
+    # Portable fallback: the public fused kernel, and the log-sum-exp in row chunks.
+    out = _sdpa(q, k, v, attn_mask, scale)
+    with torch.no_grad():
+        allowed = _allowed(attn_mask, T, q.device)
+        chunks = []
+        for start in range(0, T, 256):
+            s = (q[..., start : start + 256, :] @ k.transpose(-2, -1)) * scale
+            s = s.masked_fill(~allowed[..., start : start + 256, :], float("-inf"))
+            chunks.append(torch.logsumexp(s, dim=-1))
+        lse = torch.cat(chunks, dim=-1)
+    return out, lse
+
+
+def _sdpa(q, k, v, attn_mask, scale):
+    if attn_mask is None:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=_bias(attn_mask, q.dtype), scale=scale)
+
+
+def _allowed(attn_mask: torch.Tensor | None, T: int, device) -> torch.Tensor:
+    causal = torch.ones(T, T, dtype=torch.bool, device=device).tril()
+    if attn_mask is None:
+        return causal
+    if attn_mask.dtype != torch.bool:
+        raise TypeError("policy_attention expects a boolean attn_mask (True = may attend)")
+    return attn_mask & causal
+
+
+def _bias(attn_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Bool mask -> additive bias; rows that may read nothing keep their diagonal finite."""
+    T = attn_mask.shape[-1]
+    allowed = _allowed(attn_mask, T, attn_mask.device)
+    bias = torch.zeros(allowed.shape, dtype=dtype, device=attn_mask.device)
+    return bias.masked_fill(~allowed, torch.finfo(dtype).min)

@@ -1,0 +1,29 @@
+"""Data: synthetic tasks generated from a seed, and (later) text corpora.
+
+Every task offers the same small interface, which is all the training loop and the
+measures use:
+
+* ``batch(split, index, batch_size) -> (x, y)``: batch ``index`` of ``split``
+  ("train", "val" or "test"), a pure function of the task's seed;
+* ``loss(out, y) -> (B, T)`` per-position loss;
+* ``trivial_loss(x, y) -> (B, T)``: a reference predictor's loss;
+* ``seq_len``, ``regression``, ``n_in``/``n_out`` (regression) or ``vocab_size`` (tokens);
+* ``to_dict()`` for the results' provenance.
+"""
+
+from __future__ import annotations
+
+from myopia.data.synthetic import PRESETS, WindowSumTask
+
+TASK_NAMES = tuple(PRESETS)
+
+
+def make_task(name: str, **overrides):
+    """Build a task by name; keyword arguments override the preset's fields."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown task {name!r}; available tasks: {', '.join(TASK_NAMES)}")
+    params = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    return WindowSumTask(**params)
+
+
+__all__ = ["make_task", "TASK_NAMES", "WindowSumTask"]

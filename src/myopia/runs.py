@@ -1,0 +1,140 @@
+"""Many training runs: each a plain, picklable spec, run in parallel worker processes.
+
+A :class:`RunSpec` says everything a run needs — model, task, policy, training config,
+seed — as plain data, so a worker process (or a later session resuming the directory)
+can rebuild it. Each run lives in ``out_dir/<key>/``; finished runs are reused and
+unfinished ones resume from their last checkpoint (see :func:`myopia.train.train`).
+
+Measures (gap, horizon, sweep) describe their runs as specs and call :func:`run_all`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from myopia.policy import GradientPolicy
+from myopia.train import RunResult, TrainConfig, train
+
+
+@dataclass
+class RunSpec:
+    key: str  # directory name under the measure's output dir, e.g. "vanilla-seed0"
+    model: dict  # {"kind": "gpt", **GPTConfig fields}; other kinds are added by myopia.hf
+    task: dict  # keyword arguments of myopia.data.make_task
+    policy: dict  # GradientPolicy fields
+    train: dict  # TrainConfig fields
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_model(spec: dict, task, seed: int) -> torch.nn.Module:
+    """Build (and seed) the model a spec names; the shape of its input/output follows the task."""
+    spec = dict(spec)
+    kind = spec.pop("kind", "gpt")
+    torch.manual_seed(seed)
+    if kind == "gpt":
+        from myopia.model import GPT, GPTConfig
+
+        if task.regression:
+            spec.update(n_in=task.n_in, n_out=task.n_out)
+        else:
+            spec.update(n_in=0, n_out=0, vocab_size=task.vocab_size)
+        spec.setdefault("block_size", task.seq_len)
+        if spec["block_size"] < task.seq_len:
+            raise ValueError(
+                f"model block_size {spec['block_size']} is shorter than the task's sequence length {task.seq_len}"
+            )
+        return GPT(GPTConfig(**spec))
+    raise ValueError(f"unknown model kind {kind!r}; use 'gpt'")
+
+
+def run_one(spec: RunSpec, out_dir: Path | None, progress=True) -> RunResult:
+    from myopia.data import make_task
+
+    task = make_task(**spec.task)
+    model = build_model(spec.model, task, spec.seed)
+    return train(
+        model, task, GradientPolicy(**{k: v for k, v in spec.policy.items() if k != "name"}),
+        TrainConfig(**spec.train), seed=spec.seed,
+        out_dir=None if out_dir is None else out_dir / spec.key, progress=progress, desc=spec.key,
+    )
+
+
+def _worker(spec_dict: dict, out_dir: str, threads: int, queue) -> tuple[str, dict | None, str | None]:
+    torch.set_num_threads(threads)
+    spec = RunSpec(**spec_dict)
+    try:
+        result = run_one(spec, Path(out_dir), progress=lambda n: queue.put(n))
+        return spec.key, result.to_dict(), None
+    except Exception as e:  # reported in the parent with the run's key
+        return spec.key, None, f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
+
+
+class RunFailed(RuntimeError):
+    pass
+
+
+def default_workers(n_jobs: int) -> int:
+    return max(1, min(n_jobs, os.cpu_count() or 1))
+
+
+def run_all(
+    specs: list[RunSpec], out_dir: str | Path, *, workers: int = 0, progress: bool = True, desc: str = "runs"
+) -> dict[str, RunResult]:
+    """Run every spec (in parallel when workers > 1); returns key -> RunResult."""
+    out = Path(out_dir)
+    workers = workers or default_workers(len(specs))
+    total = sum(TrainConfig(**s.train).steps for s in specs)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
+    results: dict[str, RunResult] = {}
+    try:
+        if workers == 1:
+            for s in specs:
+                results[s.key] = run_one(s, out, progress=(lambda n: bar.update(n)) if bar else False)
+            return results
+        ctx = mp.get_context("spawn")
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ctx.Manager() as manager, ctx.Pool(workers) as pool:
+            queue = manager.Queue()
+            pending = [pool.apply_async(_worker, (s.to_dict(), str(out), threads, queue)) for s in specs]
+            while pending:
+                while not queue.empty():
+                    n = queue.get()
+                    if bar is not None:
+                        bar.update(n)
+                still = []
+                for p in pending:
+                    if p.ready():
+                        key, res, err = p.get()
+                        if err is not None:
+                            pool.terminate()
+                            log = out / key / "error.log"
+                            log.parent.mkdir(parents=True, exist_ok=True)
+                            log.write_text(err)
+                            raise RunFailed(
+                                f"run {key} failed: {err.splitlines()[0]} (traceback in {log}; "
+                                f"finished runs are kept, rerun with --resume)"
+                            )
+                        results[key] = RunResult(**res)
+                    else:
+                        still.append(p)
+                pending = still
+                if pending:
+                    pending[0].wait(0.2)
+        return {s.key: results[s.key] for s in specs}
+    finally:
+        if bar is not None:
+            bar.close()

@@ -1,0 +1,300 @@
+"""One training loop for every experiment.
+
+* AdamW (weight decay on matrices only), linear warmup then cosine decay.
+* Data order is a pure function of the task's seed (``task.batch("train", step, B)``),
+  and the caller builds the model under ``torch.manual_seed(seed)``: a vanilla and a myopic
+  run with the same seed start from the same weights and see the same batches.
+* Periodic held-out evaluation, metrics as JSON lines, a progress bar.
+* Checkpoints (``model.safetensors``, ``optimizer.safetensors``, ``state.json``) every
+  ``checkpoint_every`` steps; a killed run resumes from the last one and, because data is
+  indexed by step, continues exactly as if it had never stopped. A finished run is never
+  retrained: its saved result is returned.
+* A NaN/inf loss stops the run with the step at which it happened.
+
+``forward_fn(model, x, policy) -> out`` is how a step calls the model; the default is
+``model(x, policy=policy)``. Measures that need another forward (a frozen past, say) pass
+their own instead of writing another loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+from safetensors.torch import load_file, save_file
+
+from myopia.policy import GradientPolicy
+from myopia.results import atomic_write_json, atomic_write_text
+
+ForwardFn = Callable[[nn.Module, torch.Tensor, GradientPolicy], torch.Tensor]
+StepCallback = Callable[[int, nn.Module, torch.Tensor, torch.Tensor], "dict | None"]
+
+
+@dataclass
+class TrainConfig:
+    """How one model is trained."""
+
+    steps: int = 600  # optimizer steps
+    batch_size: int = 32  # sequences per step
+    lr: float = 3e-3  # peak learning rate
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 30
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.98
+    grad_clip: float = 1.0  # max global grad norm (0 = off)
+    eval_every: int = 100  # held-out evaluation period (steps)
+    eval_batches: int = 4  # batches per periodic evaluation (val split)
+    test_batches: int = 16  # batches for the final held-out loss (test split)
+    checkpoint_every: int = 200  # checkpoint period (steps); a final one is always written
+    impl: str = "auto"  # attention implementation: auto, reference, fast
+    device: str = "cpu"
+    threads: int = 0  # torch threads for this run (0 = leave as is)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "eval_every", "eval_batches", "test_batches", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"TrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    """Outcome of one training run."""
+
+    policy: dict
+    seed: int
+    steps: int
+    test_loss: float  # mean held-out (test split) loss
+    test_loss_per_position: list[float]
+    curve: list[dict] = field(default_factory=list)  # {"step", "train_loss", "val_loss"?}
+    wall_time_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+def default_forward(model: nn.Module, x: torch.Tensor, policy: GradientPolicy) -> torch.Tensor:
+    return model(x, policy=policy)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning-rate multiplier: linear warmup, then cosine to ``min_lr_ratio``."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    task,
+    *,
+    split: str = "val",
+    batches: int = 4,
+    batch_size: int = 32,
+    forward_fn: ForwardFn = default_forward,
+    policy: GradientPolicy | None = None,
+    device: str = "cpu",
+) -> tuple[float, list[float]]:
+    """Mean loss and per-position mean loss over ``batches`` held-out batches."""
+    was_training = model.training
+    model.eval()
+    policy = policy or GradientPolicy()
+    total = None
+    for i in range(batches):
+        x, y = task.batch(split, i, batch_size)
+        out = forward_fn(model, x.to(device), policy)
+        per_pos = task.loss(out, y.to(device)).double().mean(0)  # (T,)
+        total = per_pos if total is None else total + per_pos
+    model.train(was_training)
+    per_pos = (total / batches).cpu()
+    return float(per_pos.mean()), [float(v) for v in per_pos]
+
+
+def train(
+    model: nn.Module,
+    task,
+    policy: GradientPolicy,
+    cfg: TrainConfig,
+    *,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    progress: bool | Callable[[int], None] = True,
+    forward_fn: ForwardFn = default_forward,
+    callbacks: list[tuple[int, StepCallback]] | None = None,
+    desc: str | None = None,
+) -> RunResult:
+    """Train ``model`` on ``task`` under ``policy``; returns the held-out result.
+
+    ``out_dir`` (optional) receives checkpoints, ``metrics.jsonl`` and ``result.json``.
+    ``progress``: True for a tqdm bar, False for none, or a callable receiving step counts.
+    ``callbacks``: (every_k_steps, fn) pairs; fn(step, model, x, y) may return a dict that
+    is logged to ``metrics.jsonl``.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = cfg.device
+    model.to(device)
+    model.train()
+    opt = make_optimizer(model, cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg))
+    out = Path(out_dir) if out_dir is not None else None
+    start, curve, elapsed = 0, [], 0.0
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        done = out / "result.json"
+        if done.exists():
+            saved = json.loads(done.read_text())
+            if (out / "checkpoint" / "model.safetensors").exists():
+                model.load_state_dict(load_file(str(out / "checkpoint" / "model.safetensors"), device=device))
+            return RunResult(**saved)
+        if (out / "checkpoint" / "state.json").exists():
+            start, curve, elapsed = _load_checkpoint(out / "checkpoint", model, opt, sched, device)
+
+    bar = None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=start, desc=desc or policy.name, leave=False, dynamic_ncols=True)
+    tick = progress if callable(progress) else None
+    metrics = open(out / "metrics.jsonl", "a") if out is not None else None
+    t0 = time.perf_counter() - elapsed
+    try:
+        for step in range(start, cfg.steps):
+            x, y = task.batch("train", step, cfg.batch_size)
+            x, y = x.to(device), y.to(device)
+            loss = task.loss(forward_fn(model, x, policy), y).mean()
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"training loss became {loss.item()} at step {step} (policy {policy.name}, seed {seed}); "
+                    f"lower the learning rate (now {cfg.lr}) or enable gradient clipping"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            row = {"step": step + 1, "train_loss": loss.item()}
+            for every, fn in callbacks or []:
+                if (step + 1) % every == 0:
+                    row.update(fn(step + 1, model, x, y) or {})
+            if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+                row["val_loss"], _ = evaluate(
+                    model, task, split="val", batches=cfg.eval_batches, batch_size=cfg.batch_size,
+                    forward_fn=forward_fn, policy=policy, device=device,
+                )
+                if bar is not None:
+                    bar.set_postfix(val=f"{row['val_loss']:.4f}")
+            if "val_loss" in row or (step + 1) % 10 == 0:
+                curve.append(row)
+            if metrics is not None:
+                metrics.write(json.dumps(row) + "\n")
+            if bar is not None:
+                bar.update(1)
+            if tick is not None:
+                tick(1)
+            if out is not None and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+                metrics.flush()
+                _save_checkpoint(out / "checkpoint", model, opt, sched, step + 1, curve, time.perf_counter() - t0)
+    finally:
+        if bar is not None:
+            bar.close()
+        if metrics is not None:
+            metrics.close()
+
+    test_loss, per_pos = evaluate(
+        model, task, split="test", batches=cfg.test_batches, batch_size=cfg.batch_size,
+        forward_fn=forward_fn, policy=policy, device=device,
+    )
+    result = RunResult(
+        policy=policy.to_dict(), seed=seed, steps=cfg.steps, test_loss=test_loss,
+        test_loss_per_position=per_pos, curve=curve, wall_time_s=time.perf_counter() - t0,
+    )
+    if out is not None:
+        _save_checkpoint(out / "checkpoint", model, opt, sched, cfg.steps, curve, result.wall_time_s)
+        atomic_write_json(out / "result.json", result.to_dict())
+    return result
+
+
+# ---------------------------------------------------------------------- checkpoints
+def _save_checkpoint(path: Path, model, opt, sched, step: int, curve: list, elapsed: float) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    _atomic_save_tensors(state, path / "model.safetensors")
+    opt_sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, st in opt_sd["state"].items():
+        for key, val in st.items():
+            if torch.is_tensor(val):
+                tensors[f"{idx}.{key}"] = val.detach().contiguous().cpu()
+            else:
+                scalars[f"{idx}.{key}"] = val
+    _atomic_save_tensors(tensors, path / "optimizer.safetensors")
+    meta = {
+        "step": step,
+        "elapsed_s": elapsed,
+        "curve": curve,
+        "param_groups": opt_sd["param_groups"],
+        "optimizer_scalars": scalars,
+        "scheduler": sched.state_dict(),
+    }
+    atomic_write_text(path / "state.json", json.dumps(meta))
+
+
+def _load_checkpoint(path: Path, model, opt, sched, device) -> tuple[int, list, float]:
+    meta = json.loads((path / "state.json").read_text())
+    try:
+        model.load_state_dict(load_file(str(path / "model.safetensors"), device=device))
+    except RuntimeError as e:
+        raise ValueError(
+            f"checkpoint {path} does not match this model ({str(e).splitlines()[0]}); "
+            f"use another output directory or --overwrite"
+        ) from None
+    tensors = load_file(str(path / "optimizer.safetensors"), device=device)
+    state: dict = {}
+    for key, val in tensors.items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = val
+    for key, val in meta["optimizer_scalars"].items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = val
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    sched.load_state_dict(meta["scheduler"])
+    return meta["step"], meta["curve"], meta["elapsed_s"]
+
+
+def _atomic_save_tensors(tensors: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, path)
