@@ -1,7 +1,7 @@
 """One training loop for every experiment.
 
 * AdamW (weight decay on matrices only), linear warmup then cosine decay.
-* Data order is a pure function of the task's seed (``task.batch("train", step, B)``),
+* Data order is a pure function of the task and run seed (``task.batch("train", step, B, seed)``),
   and the caller builds the model under ``torch.manual_seed(seed)``: a vanilla and a myopic
   run with the same seed start from the same weights and see the same batches.
 * Periodic held-out evaluation, metrics as JSON lines, a progress bar.
@@ -191,7 +191,7 @@ def train(
     t0 = time.perf_counter() - elapsed
     try:
         for step in range(start, cfg.steps):
-            x, y = task.batch("train", step, cfg.batch_size)
+            x, y = task.batch("train", step, cfg.batch_size, stream=seed)
             x, y = x.to(device), y.to(device)
             loss = task.loss(forward_fn(model, x, policy), y).mean()
             if not torch.isfinite(loss):

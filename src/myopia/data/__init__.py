@@ -3,12 +3,14 @@
 Every task offers the same small interface, which is all the training loop and the
 measures use:
 
-* ``batch(split, index, batch_size) -> (x, y)``: batch ``index`` of ``split``
-  ("train", "val" or "test"), a pure function of the task's seed;
+* ``batch(split, index, batch_size, stream=0) -> (x, y)``: batch ``index`` of ``split``
+  ("train", "val" or "test"), a pure function of the task's seed and, for "train" only,
+  of ``stream`` (the run's seed: its data order);
 * ``loss(out, y) -> (B, T)`` per-position loss;
 * ``trivial_loss(x, y) -> (B, T)``: a reference predictor's loss;
 * ``seq_len``, ``regression``, ``n_in``/``n_out`` (regression) or ``vocab_size`` (tokens);
-* ``to_dict()`` for the results' provenance.
+* ``to_dict()``: ``make_task(**task.to_dict())`` rebuilds the same task (provenance, and
+  how worker processes get their task).
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ no better than the trivial predictor (1 - z_n) x_n. A vanilla model computes f(x
 ``breadcrumbs`` is the control: ``shift = 0``, the window includes the current position, so
 f(x_n) helps the present and the myopic model computes it too.
 
-Batch ``index`` of split ``split`` is a pure function of (seed, split, index): any size is
-free and exactly reproducible, and a resumed run sees the same data order.
+Batch ``index`` of split ``split`` is a pure function of (seed, split, index, stream): any
+size is free and exactly reproducible, and a resumed run sees the same data order. The
+training ``stream`` is the run's seed, so seeds differ in data order as well as in
+initialisation, while a vanilla and a myopic run with the same seed see the same batches.
 """
 
 from __future__ import annotations
@@ -27,11 +29,15 @@ import torch.nn.functional as F
 SPLITS = ("train", "val", "test")
 
 
-def split_generator(seed: int, split: str, index: int) -> torch.Generator:
-    """A torch.Generator whose state depends only on (seed, split, index)."""
+def split_generator(seed: int, split: str, index: int, stream: int = 0) -> torch.Generator:
+    """A torch.Generator whose state depends only on (seed, split, index, stream).
+
+    ``stream`` selects an independent training data order (the run's seed); held-out
+    splits ignore it, so every run is evaluated on the same data."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    digest = hashlib.sha256(f"{seed}/{split}/{index}".encode()).digest()
+    stream = stream if split == "train" else 0
+    digest = hashlib.sha256(f"{seed}/{split}/{index}/{stream}".encode()).digest()
     g = torch.Generator()
     g.manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
     return g
@@ -74,9 +80,9 @@ class WindowSumTask:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def batch(self, split: str, index: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, split: str, index: int, batch_size: int, stream: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs (B, T, 2) = (x, z) and targets (B, T, 1)."""
-        g = split_generator(self.seed, split, index)
+        g = split_generator(self.seed, split, index, stream)
         B, T = batch_size, self.seq_len
         x = torch.randn(B, T, generator=g)
         z = (torch.rand(B, T, generator=g) < self.p).float()

@@ -1,0 +1,58 @@
+"""`myopia ...` — the command line. Flags for model/train/task settings are generated
+from the config dataclasses (see :mod:`myopia.config`); a JSON config file may give them
+too (``myopia gap CONFIG``), and flags override the file.
+
+Each command module exposes ``add_cli(subparsers)`` which registers its parser and sets
+``func``; the modules are listed in ``COMMAND_MODULES``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = [
+    "myopia.commands.gap",
+    "myopia.commands.demo",
+]
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from myopia import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="myopia",
+        description="Measure whether transformer activations are optimised for future tokens.",
+    )
+    parser.add_argument("--version", action="version", version=f"myopia {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in COMMAND_MODULES:
+        importlib.import_module(mod).add_cli(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("myopia: interrupted; finished runs and checkpoints are kept (rerun with --resume)", file=sys.stderr)
+        return 130
+    except (CliError, ValueError, FileNotFoundError, FileExistsError, FloatingPointError, RuntimeError, TypeError) as e:
+        if getattr(args, "debug", False):
+            raise
+        print(f"myopia {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `myopia` command; each defines ``add_cli(subparsers)``."""

@@ -1,0 +1,42 @@
+"""Flags shared by the commands that train: task, model, training, output directory."""
+
+from __future__ import annotations
+
+import argparse
+
+from myopia.config import add_dataclass_args, dataclass_overrides, load_config_file
+from myopia.data.synthetic import WindowSumTask
+from myopia.model import GPTConfig
+from myopia.train import TrainConfig
+
+MODEL_FIELDS_SKIP = ("block_size", "vocab_size", "n_in", "n_out")
+
+
+def add_output_args(p: argparse.ArgumentParser, default_out: str) -> None:
+    p.add_argument("--out", default=default_out, help=f"output directory (default: {default_out})")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="continue an existing output directory")
+    g.add_argument("--overwrite", action="store_true", help="delete an existing output directory first")
+    p.add_argument("--workers", type=int, default=0, help="parallel training processes (default: one per core)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+
+
+def add_training_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", default=None, help="task name (default: precache); see `myopia tasks`")
+    add_dataclass_args(p, WindowSumTask, skip=("name", "seed"), title="synthetic task", dest_prefix="task_")
+    add_dataclass_args(p, GPTConfig, skip=MODEL_FIELDS_SKIP, title="built-in GPT", dest_prefix="model_")
+    add_dataclass_args(p, TrainConfig, title="training", dest_prefix="train_")
+
+
+def training_settings(args: argparse.Namespace, defaults: dict | None = None) -> tuple[dict, dict, TrainConfig, dict]:
+    """(task spec, model spec, TrainConfig, rest of the config file) from file + flags."""
+    file = load_config_file(args.config) if getattr(args, "config", None) else {}
+    defaults = defaults or {}
+    task = {**defaults.get("task", {}), **file.get("task", {}), **dataclass_overrides(args, WindowSumTask, "task_")}
+    if args.task is not None:
+        task["name"] = args.task
+    task.setdefault("name", "precache")
+    model = {**defaults.get("model", {}), **file.get("model", {}), **dataclass_overrides(args, GPTConfig, "model_")}
+    train = TrainConfig(**{**defaults.get("train", {}), **file.get("train", {}), **dataclass_overrides(args, TrainConfig, "train_")})
+    return task, model, train, file

@@ -1,0 +1,88 @@
+"""Typed configs are the single source of truth; the CLI flags are generated from them.
+
+``add_dataclass_args`` turns every field of a config dataclass into ``--field-name`` with
+the field's type, default and the comment written next to it in the source as help, so a
+flag is documented exactly once: where the field is defined.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import re
+from pathlib import Path
+
+
+def field_comments(cls) -> dict[str, str]:
+    """Field name -> the ``# comment`` on its line in the class source."""
+    try:
+        src = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    out = {}
+    for line in src.splitlines():
+        m = re.match(r"\s+(\w+)\s*:[^=]*=.*?#\s*(.+)$", line)
+        if m:
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+def _parse_bool(s: str) -> bool:
+    if s.lower() in ("1", "true", "yes", "on"):
+        return True
+    if s.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {s!r}")
+
+
+def add_dataclass_args(
+    parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = (), title: str | None = None, dest_prefix: str = ""
+) -> None:
+    """Add ``--field-name`` for each field of dataclass ``cls`` (default None = keep the
+    dataclass default, so an explicit config file is not overridden by CLI defaults)."""
+    group = parser.add_argument_group(title or cls.__name__)
+    comments = field_comments(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else None
+        kind = type(default) if default is not None else str
+        conv = _parse_bool if kind is bool else kind
+        help_text = comments.get(f.name, "")
+        group.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=dest_prefix + f.name,
+            type=conv,
+            default=None,
+            metavar=kind.__name__.upper(),
+            help=f"{help_text} (default: {default})",
+        )
+
+
+def dataclass_overrides(args: argparse.Namespace, cls, dest_prefix: str = "") -> dict:
+    """The fields of ``cls`` that were given on the command line."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        val = getattr(args, dest_prefix + f.name, None)
+        if val is not None:
+            out[f.name] = val
+    return out
+
+
+def load_config_file(path: str | Path) -> dict:
+    """A JSON config file: {"task": {...}, "model": {...}, "train": {...}, ...}."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"config file {p} does not exist")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"config file {p} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {p} must hold a JSON object with task/model/train sections")
+    unknown = set(data) - {"task", "model", "train", "seeds", "detach", "measure"}
+    if unknown:
+        raise ValueError(f"config file {p}: unknown sections {sorted(unknown)}; use task, model, train, seeds, detach")
+    return data

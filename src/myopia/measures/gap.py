@@ -1,0 +1,165 @@
+"""The myopia gap: L(myopic-trained) - L(vanilla-trained).
+
+Same architecture, initialisation (seed), data order and budget; only the gradient policy
+differs. Reported per seed (paired differences), as a mean with a 95% Student-t interval
+over seeds, and per position. Several myopic variants (``detach="kv"`` and ``"hidden"``)
+can share one set of vanilla runs; the first variant is the headline ``myopic_loss``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from myopia.data import make_task
+from myopia.policy import GradientPolicy
+from myopia.results import atomic_write_json, mean_ci95, prepare_out_dir, provenance
+from myopia.runs import RunSpec, run_all
+from myopia.train import TrainConfig
+
+DEFAULT_MODEL = {"kind": "gpt", "n_layer": 2, "n_head": 4, "n_embd": 64}
+
+
+@dataclass
+class GapResult:
+    task: dict
+    model: dict
+    train: dict
+    seeds: list[int]
+    detach: list[str]
+    trivial_loss: float
+    trivial_loss_per_position: list[float]
+    vanilla_loss: list[float]  # held-out, one per seed
+    myopic_loss: list[float]  # headline myopic variant (detach[0]), one per seed
+    gap: dict  # {"mean", "ci95": [lo, hi], "n", "std"} over seeds (paired)
+    gap_per_seed: list[float]
+    per_position_gap: list[float]  # mean over seeds, one per position
+    per_position_gap_ci95: list[list[float]]
+    vanilla_per_position: list[float]
+    myopic_per_position: list[float]
+    variants: dict = field(default_factory=dict)  # detach -> {"myopic_loss", "gap", ...}
+    curves: dict = field(default_factory=dict)  # run key -> [{"step", "train_loss", "val_loss"?}]
+    provenance: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def relative(self, loss: float) -> float:
+        return loss / self.trivial_loss if self.trivial_loss else float("nan")
+
+
+def gap_specs(task: dict, model: dict, train: TrainConfig, seeds: list[int], detach: list[str]) -> list[RunSpec]:
+    specs = []
+    for seed in seeds:
+        tcfg = {**train.to_dict()}
+        specs.append(RunSpec(f"vanilla-seed{seed}", model, task, GradientPolicy().to_dict(), tcfg, seed))
+        for d in detach:
+            pol = GradientPolicy(horizon=0, detach=d)
+            specs.append(RunSpec(f"{pol.name}-seed{seed}", model, task, pol.to_dict(), tcfg, seed))
+    return specs
+
+
+@torch.no_grad()
+def trivial_loss(task, batches: int, batch_size: int) -> tuple[float, list[float]]:
+    total = None
+    for i in range(batches):
+        x, y = task.batch("test", i, batch_size)
+        per_pos = task.trivial_loss(x, y).double().mean(0)
+        total = per_pos if total is None else total + per_pos
+    per_pos = total / batches
+    return float(per_pos.mean()), [float(v) for v in per_pos]
+
+
+def myopia_gap(
+    task: str | dict = "precache",
+    *,
+    model: dict | None = None,
+    train: TrainConfig | None = None,
+    seeds: int | list[int] = 3,
+    detach: str | list[str] = "kv",
+    out_dir: str | Path = "runs/gap",
+    resume: bool = False,
+    overwrite: bool = False,
+    workers: int = 0,
+    progress: bool = True,
+) -> GapResult:
+    """Train vanilla and myopic models for each seed and measure the gap on held-out data.
+
+    ``task``: a task name or ``make_task`` keyword arguments. ``model``: a model spec
+    (default: the built-in GPT, :data:`DEFAULT_MODEL`). Writes ``results.json``,
+    ``config.json`` and ``gap.png`` to ``out_dir``; each run keeps its own checkpoint
+    directory, so ``resume=True`` continues a killed measurement.
+    """
+    task_spec = {"name": task} if isinstance(task, str) else dict(task)
+    task_obj = make_task(**task_spec)  # validates early, before anything is written
+    task_spec = task_obj.to_dict()  # contract: make_task(**task.to_dict()) rebuilds the task
+    model = dict(model or DEFAULT_MODEL)
+    train = train or TrainConfig()
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seeds:
+        raise ValueError("myopia_gap needs at least one seed")
+    detach = [detach] if isinstance(detach, str) else list(detach)
+    for d in detach:
+        GradientPolicy(horizon=0, detach=d)  # validates the variant name
+    out = prepare_out_dir(out_dir, resume=resume, overwrite=overwrite)
+    config = {"measure": "gap", "task": task_spec, "model": model, "train": train.to_dict(), "seeds": seeds, "detach": detach}
+    _check_config(out / "config.json", config)
+    atomic_write_json(out / "config.json", config)
+
+    specs = gap_specs(task_spec, model, train, seeds, detach)
+    runs = run_all(specs, out / "runs", workers=workers, progress=progress, desc=f"gap {task_obj.name}")
+    triv, triv_pos = trivial_loss(task_obj, train.test_batches, train.batch_size)
+
+    van = [runs[f"vanilla-seed{s}"] for s in seeds]
+    variants = {}
+    for d in detach:
+        name = GradientPolicy(horizon=0, detach=d).name
+        myo = [runs[f"{name}-seed{s}"] for s in seeds]
+        per_seed = [m.test_loss - v.test_loss for m, v in zip(myo, van)]
+        T = len(van[0].test_loss_per_position)
+        pos = [[m.test_loss_per_position[t] - v.test_loss_per_position[t] for m, v in zip(myo, van)] for t in range(T)]
+        pos_stats = [mean_ci95(p) for p in pos]
+        variants[d] = {
+            "policy": name,
+            "myopic_loss": [m.test_loss for m in myo],
+            "gap": mean_ci95(per_seed),
+            "gap_per_seed": per_seed,
+            "per_position_gap": [s["mean"] for s in pos_stats],
+            "per_position_gap_ci95": [s["ci95"] for s in pos_stats],
+            "myopic_per_position": _mean_lists([m.test_loss_per_position for m in myo]),
+        }
+    head = variants[detach[0]]
+    result = GapResult(
+        task=task_spec, model=model, train=train.to_dict(), seeds=seeds, detach=detach,
+        trivial_loss=triv, trivial_loss_per_position=triv_pos,
+        vanilla_loss=[v.test_loss for v in van], myopic_loss=head["myopic_loss"],
+        gap=head["gap"], gap_per_seed=head["gap_per_seed"],
+        per_position_gap=head["per_position_gap"], per_position_gap_ci95=head["per_position_gap_ci95"],
+        vanilla_per_position=_mean_lists([v.test_loss_per_position for v in van]),
+        myopic_per_position=head["myopic_per_position"],
+        variants=variants, curves={k: r.curve for k, r in runs.items()}, provenance=provenance(),
+    )
+    atomic_write_json(out / "results.json", result.to_dict())
+    from myopia.report.plots import plot_gap
+
+    plot_gap(result, out / "gap.png")
+    return result
+
+
+def _mean_lists(rows: list[list[float]]) -> list[float]:
+    return [sum(col) / len(col) for col in zip(*rows)]
+
+
+def _check_config(path: Path, config: dict) -> None:
+    """A resumed directory must have been started with the same config."""
+    import json
+
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != json.loads(json.dumps(config)):
+            raise ValueError(
+                f"{path.parent} holds a measurement made with a different config; "
+                f"use another --out, or --overwrite to replace it"
+            )

@@ -1,0 +1,1 @@
+"""Report: plots (PNG) and tables made from results.json files."""
