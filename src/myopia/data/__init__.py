@@ -1,4 +1,4 @@
-"""Data: synthetic tasks generated from a seed, and (later) text corpora.
+"""Data: synthetic tasks generated from a seed, and text corpora (``name="text"``).
 
 Every task offers the same small interface, which is all the training loop and the
 measures use:
@@ -17,11 +17,28 @@ from __future__ import annotations
 
 from myopia.data.synthetic import PRESETS, WindowSumTask
 
-TASK_NAMES = tuple(PRESETS)
+TASK_NAMES = tuple(PRESETS) + ("text",)
 
 
 def make_task(name: str, **overrides):
-    """Build a task by name; keyword arguments override the preset's fields."""
+    """Build a task by name; keyword arguments override the preset's fields.
+
+    ``make_task("text", data=None | PATH, tokenizer="byte" | "bpe" | MODEL_DIR, vocab_size=...,
+    seq_len=..., field=..., seed=...)`` is next-token prediction on a corpus
+    (:class:`myopia.data.text.TextTask`; the built-in corpus when ``data`` is None).
+    """
+    if name == "text":
+        import dataclasses
+
+        from myopia.data.text import TextTask
+
+        known = {f.name for f in dataclasses.fields(TextTask)}
+        unknown = sorted(set(k for k, v in overrides.items() if v is not None) - known)
+        if unknown:
+            raise ValueError(
+                f"task text does not take {', '.join(unknown)}; its settings are {', '.join(sorted(known - {'name'}))}"
+            )
+        return TextTask(**{k: v for k, v in overrides.items() if k in known and (v is not None or k == "data")})
     if name not in PRESETS:
         raise ValueError(f"unknown task {name!r}; available tasks: {', '.join(TASK_NAMES)}")
     params = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
