@@ -54,7 +54,11 @@ def build_model(spec: dict, task, seed: int) -> torch.nn.Module:
                 f"model block_size {spec['block_size']} is shorter than the task's sequence length {task.seq_len}"
             )
         return GPT(GPTConfig(**spec))
-    raise ValueError(f"unknown model kind {kind!r}; use 'gpt'")
+    if kind == "hf":  # a Hugging Face causal LM: {"path": DIR} (from a checkpoint) or {"config": {...}}
+        from myopia.hf import build_hf_model
+
+        return build_hf_model(spec, task, seed)
+    raise ValueError(f"unknown model kind {kind!r}; use 'gpt' or 'hf'")
 
 
 def run_one(spec: RunSpec, out_dir: Path | None, progress=True) -> RunResult:
