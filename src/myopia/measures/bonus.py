@@ -1,0 +1,298 @@
+"""The local myopia bonus of a trained model θ0: L(θ0) - L(φ*).
+
+A frozen copy of θ0 supplies everything the past provides — in every attention layer the
+keys/values of positions i < j (``detach="kv"``), or the attention inputs at i < j from
+which φ's own projections recompute them (``detach="hidden"``, the paper's variant). A
+trainable copy φ computes the present (the diagonal pair i = j and everything at
+position j) and is optimised for each position's own loss only: the myopic policy with
+the past taken from θ0. ``init="theta0"`` (default) starts φ at θ0, so L(φ) = L(θ0) at
+step 0 and the bonus measures how much present loss θ0 gives up for later positions;
+``init="scratch"`` starts φ from a fresh initialisation, as the paper did.
+
+φ is trained by :func:`myopia.train.train` with a ``forward_fn`` that adds θ0's past —
+one no-grad pass of θ0 plus one training pass of φ per step; there is no second loop.
+The bonus is reported as the mean over held-out (test) batches of the paired per-batch
+difference, with a 95% Student-t interval over batches (one trained φ: the interval is
+over data, not over training seeds).
+
+θ0 is any model with the built-in GPT's interface (``model(x, policy, past=...)`` and
+``past_states(x)``): the built-in GPT, or an HF causal LM through
+:class:`myopia.hf.HFCausalLM`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from myopia.data import make_task
+from myopia.policy import GradientPolicy
+from myopia.results import atomic_write_json, mean_ci95, prepare_out_dir, provenance
+from myopia.train import TrainConfig, train
+
+INITS = ("theta0", "scratch")
+
+
+@dataclass
+class BonusResult:
+    task: dict
+    model: dict  # how θ0 was obtained
+    train: dict
+    detach: list[str]
+    init: str
+    seed: int
+    base_loss: float  # L(θ0), held-out
+    bonus_loss: float  # L(φ*) of the headline variant (detach[0])
+    bonus: dict  # {"mean", "ci95", "n", "std"} over held-out batches, headline variant
+    base_loss_per_position: list[float]
+    bonus_loss_per_position: list[float]
+    per_position_bonus: list[float]
+    base_loss_per_batch: list[float]
+    bonus_per_batch: list[float]
+    trivial_loss: float
+    variants: dict = field(default_factory=dict)  # detach -> {"policy", "bonus_loss", "bonus", ...}
+    curves: dict = field(default_factory=dict)  # run key -> [{"step", "train_loss", "val_loss"?}]
+    provenance: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def frozen_past_forward(theta0: nn.Module):
+    """``forward_fn`` for :func:`train`: φ under the policy, every off-band pair from θ0."""
+
+    def forward(phi: nn.Module, x: torch.Tensor, policy: GradientPolicy) -> torch.Tensor:
+        return phi(x, policy=policy, past=theta0.past_states(x))
+
+    return forward
+
+
+@torch.no_grad()
+def per_batch_losses(model, task, forward_fn, policy, *, batches: int, batch_size: int, device: str = "cpu"):
+    """Per-batch mean losses and the per-position mean over ``batches`` test batches."""
+    was = model.training
+    model.eval()
+    means, total = [], None
+    for i in range(batches):
+        x, y = task.batch("test", i, batch_size)
+        per_pos = task.loss(forward_fn(model, x.to(device), policy), y.to(device)).double().mean(0)  # (T,)
+        means.append(float(per_pos.mean()))
+        total = per_pos if total is None else total + per_pos
+    model.train(was)
+    return means, [float(v) for v in (total / batches).cpu()]
+
+
+def _fresh_like(theta0: nn.Module, model_spec: dict | None, task, seed: int) -> nn.Module:
+    from myopia.hf import HFCausalLM, from_config
+
+    if isinstance(theta0, HFCausalLM):
+        return HFCausalLM(from_config(copy.deepcopy(theta0.hf.config), seed=seed))
+    if model_spec is None:
+        raise ValueError("init='scratch' needs the model spec of θ0 to build a fresh model")
+    from myopia.runs import build_model
+
+    return build_model(model_spec, task, seed)
+
+
+def local_myopia_bonus(
+    theta0: nn.Module,
+    task,
+    *,
+    train_cfg: TrainConfig | None = None,
+    detach: str | list[str] = "kv",
+    init: str = "theta0",
+    seed: int = 0,
+    out_dir: str | Path = "runs/bonus",
+    model_info: dict | None = None,
+    model_spec: dict | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> BonusResult:
+    """Measure the local myopia bonus of ``theta0`` on ``task`` (an object or make_task kwargs).
+
+    Writes ``results.json``, ``config.json`` and ``bonus.png`` to ``out_dir``; φ's run keeps a
+    checkpoint under ``out_dir/runs/``, so ``resume=True`` continues a killed measurement.
+    """
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; use one of {', '.join(INITS)}")
+    task = make_task(**task) if isinstance(task, dict) else task
+    if getattr(task, "regression", False) is False and hasattr(theta0, "vocab_size"):
+        if task.vocab_size > theta0.vocab_size:
+            raise ValueError(
+                f"tokenizer/model mismatch: the task has {task.vocab_size} token ids, the model's head {theta0.vocab_size}"
+            )
+    train_cfg = train_cfg or TrainConfig()
+    detach = [detach] if isinstance(detach, str) else list(detach)
+    policies = [GradientPolicy(horizon=0, detach=d) for d in detach]  # validates the names
+    out = prepare_out_dir(out_dir, resume=resume, overwrite=overwrite)
+    config = {"measure": "bonus", "task": task.to_dict(), "model": model_info or {}, "train": train_cfg.to_dict(),
+              "detach": detach, "init": init, "seed": seed}
+    _check_config(out / "config.json", config)
+    atomic_write_json(out / "config.json", config)
+
+    device = train_cfg.device
+    ref = copy.deepcopy(theta0).to(device)
+    ref.requires_grad_(False)
+    ref.eval()
+    nb, bs = train_cfg.test_batches, train_cfg.batch_size
+
+    def plain(m, x, p):
+        return m(x, policy=p)
+
+    base_batches, base_pos = per_batch_losses(ref, task, plain, GradientPolicy(), batches=nb, batch_size=bs, device=device)
+    forward = frozen_past_forward(ref)
+    variants, curves = {}, {}
+    for d, pol in zip(detach, policies):
+        if init == "theta0":
+            phi = copy.deepcopy(theta0)
+            phi.requires_grad_(True)
+        else:
+            phi = _fresh_like(theta0, model_spec, task, seed)
+        key = f"bonus-{pol.name}"
+        run = train(phi, task, pol, train_cfg, seed=seed, out_dir=out / "runs" / key, progress=progress,
+                    forward_fn=forward, desc=key)
+        phi_batches, phi_pos = per_batch_losses(phi, task, forward, pol, batches=nb, batch_size=bs, device=device)
+        diff = [b - p for b, p in zip(base_batches, phi_batches)]
+        variants[d] = {
+            "policy": pol.name,
+            "bonus_loss": sum(phi_batches) / nb,
+            "bonus": mean_ci95(diff),
+            "bonus_per_batch": diff,
+            "bonus_loss_per_position": phi_pos,
+            "per_position_bonus": [b - p for b, p in zip(base_pos, phi_pos)],
+        }
+        curves[key] = run.curve
+    from myopia.measures.gap import trivial_loss
+
+    triv, _ = trivial_loss(task, nb, bs)
+    head = variants[detach[0]]
+    result = BonusResult(
+        task=task.to_dict(), model=model_info or {}, train=train_cfg.to_dict(), detach=detach, init=init, seed=seed,
+        base_loss=sum(base_batches) / nb, bonus_loss=head["bonus_loss"], bonus=head["bonus"],
+        base_loss_per_position=base_pos, bonus_loss_per_position=head["bonus_loss_per_position"],
+        per_position_bonus=head["per_position_bonus"], base_loss_per_batch=base_batches,
+        bonus_per_batch=head["bonus_per_batch"], trivial_loss=triv, variants=variants, curves=curves,
+        provenance=provenance(),
+    )
+    atomic_write_json(out / "results.json", result.to_dict())
+    plot_bonus(result, out / "bonus.png")
+    return result
+
+
+def plot_bonus(result: BonusResult, path: str | Path) -> Path:
+    """Left: φ's held-out loss during training against L(θ0). Right: bonus per position."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, curve in result.curves.items():
+        pts = [(r["step"], r["val_loss"]) for r in curve if "val_loss" in r]
+        tr = [(r["step"], r["train_loss"]) for r in curve]
+        if tr:
+            ax1.plot(*zip(*tr), alpha=0.35, label=f"{key} (train)")
+        if pts:
+            ax1.plot(*zip(*pts), marker="o", label=f"{key} (held-out)")
+    ax1.axhline(result.base_loss, color="k", ls="--", lw=1, label="L(θ0)")
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("loss")
+    ax1.set_title(f"local myopia bonus: φ trained from {result.init}")
+    ax1.legend(fontsize=8)
+    for d, var in result.variants.items():
+        ax2.plot(var["per_position_bonus"], label=f"{var['policy']}: {var['bonus']['mean']:+.4f}")
+    ax2.axhline(0, color="k", lw=0.8)
+    ax2.set_xlabel("position")
+    ax2.set_ylabel("L(θ0) - L(φ*)")
+    ax2.set_title("bonus per position (held-out)")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------- loading θ0
+def load_theta0(model: str | Path, *, data: str | None = None, seq_len: int | None = None,
+                trust_remote_code: bool = False) -> tuple[nn.Module, dict, dict, dict | None]:
+    """(θ0, task spec, model info, model spec) from an HF model directory or a myopia checkpoint.
+
+    ``model`` is either a Hugging Face model directory (``config.json`` with a ``model_type``;
+    the task is ``data`` tokenized by the model's tokenizer) or a run of ``myopia gap``
+    (its directory, its ``checkpoint/`` or ``model.safetensors``), whose measurement
+    ``config.json`` says how to rebuild the model and task (``data`` replaces the corpus).
+    """
+    p = Path(model).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"model {p} does not exist")
+    cfg_file = p / "config.json" if p.is_dir() else None
+    if cfg_file is not None and cfg_file.exists() and "model_type" in json.loads(cfg_file.read_text()):
+        from myopia.hf import HFCausalLM
+
+        if data is None:
+            raise ValueError("an HF model needs text to measure on: pass --data FILE")
+        theta0 = HFCausalLM.from_pretrained(p, trust_remote_code=trust_remote_code)
+        task = {"name": "text", "data": str(data), "tokenizer": str(p.resolve())}
+        if seq_len is not None:
+            task["seq_len"] = seq_len
+        return theta0, task, {"kind": "hf", "path": str(p.resolve())}, {"kind": "hf", "path": str(p.resolve())}
+    weights = _find_checkpoint(p)
+    measure = _find_measure_config(weights)
+    task = dict(measure["task"])
+    if data is not None:
+        if task.get("name") != "text":
+            raise ValueError(f"the model at {p} was trained on task {task.get('name')!r}; --data applies to text models only")
+        task["data"] = str(data)
+    if seq_len is not None:
+        task["seq_len"] = seq_len
+    from safetensors.torch import load_file
+
+    from myopia.runs import build_model
+
+    spec = dict(measure["model"])
+    theta0 = build_model(spec, make_task(**task), 0)
+    try:
+        theta0.load_state_dict(load_file(str(weights)))
+    except RuntimeError as e:
+        raise ValueError(f"checkpoint {weights} does not match its config ({str(e).splitlines()[0]})") from None
+    return theta0, task, {**spec, "checkpoint": str(weights.resolve())}, spec
+
+
+def _find_checkpoint(p: Path) -> Path:
+    for cand in (p, p / "model.safetensors", p / "checkpoint" / "model.safetensors"):
+        if cand.is_file() and cand.name.endswith(".safetensors"):
+            return cand
+    raise ValueError(
+        f"{p} is neither a Hugging Face model directory (config.json with model_type) nor a myopia run "
+        f"(checkpoint/model.safetensors); pass a model directory or e.g. runs/gap/runs/vanilla-seed0"
+    )
+
+
+def _find_measure_config(weights: Path) -> dict:
+    for parent in list(weights.resolve().parents)[:5]:
+        c = parent / "config.json"
+        if c.exists():
+            data = json.loads(c.read_text())
+            if "model" in data and "task" in data:
+                return data
+    raise ValueError(
+        f"no measurement config.json (with model and task) above {weights}; a built-in GPT checkpoint is "
+        f"read from a `myopia gap` output directory (e.g. OUT/runs/vanilla-seed0)"
+    )
+
+
+def _check_config(path: Path, config: dict) -> None:
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != json.loads(json.dumps(config)):
+            raise ValueError(
+                f"{path.parent} holds a measurement made with a different config; use another --out, "
+                f"or --overwrite to replace it"
+            )
