@@ -41,22 +41,23 @@ StepCallback = Callable[[int, nn.Module, torch.Tensor, torch.Tensor], "dict | No
 class TrainConfig:
     """How one model is trained."""
 
-    steps: int = 600  # optimizer steps
+    steps: int = 1500  # optimizer steps
     batch_size: int = 32  # sequences per step
-    lr: float = 3e-3  # peak learning rate
+    lr: float = 6e-3  # peak learning rate
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
-    warmup_steps: int = 30
-    weight_decay: float = 0.01
-    beta1: float = 0.9
-    beta2: float = 0.98
+    warmup_steps: int = 50  # linear warmup steps
+    weight_decay: float = 0.01  # AdamW weight decay (matrices only)
+    beta1: float = 0.9  # AdamW beta1
+    beta2: float = 0.98  # AdamW beta2
     grad_clip: float = 1.0  # max global grad norm (0 = off)
-    eval_every: int = 100  # held-out evaluation period (steps)
+    eval_every: int = 250  # held-out evaluation period (steps)
     eval_batches: int = 4  # batches per periodic evaluation (val split)
     test_batches: int = 16  # batches for the final held-out loss (test split)
-    checkpoint_every: int = 200  # checkpoint period (steps); a final one is always written
+    checkpoint_every: int = 250  # checkpoint period (steps); a final one is always written
     impl: str = "auto"  # attention implementation: auto, reference, fast
     device: str = "cpu"
     threads: int = 0  # torch threads for this run (0 = leave as is)
+    track_gradients_every: int = 0  # every k steps log myopic/future gradient norms and their cosine (0 = off)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every", "eval_batches", "test_batches", "checkpoint_every"):
@@ -64,6 +65,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if self.track_gradients_every < 0:
+            raise ValueError(f"TrainConfig.track_gradients_every must be >= 0 (0 = off), got {self.track_gradients_every}")
         if self.warmup_steps < 0:
             raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
         if not 0 <= self.min_lr_ratio <= 1:
@@ -180,6 +183,7 @@ def train(
             return RunResult(**saved)
         if (out / "checkpoint" / "state.json").exists():
             start, curve, elapsed = _load_checkpoint(out / "checkpoint", model, opt, sched, device)
+        _truncate_metrics(out / "metrics.jsonl", start)  # drop rows logged after the last checkpoint
 
     bar = None
     if progress is True:
@@ -187,6 +191,10 @@ def train(
 
         bar = tqdm(total=cfg.steps, initial=start, desc=desc or policy.name, leave=False, dynamic_ncols=True)
     tick = progress if callable(progress) else None
+    if cfg.track_gradients_every:
+        from myopia.measures.decompose import gradient_split_tracker
+
+        callbacks = [*(callbacks or []), (cfg.track_gradients_every, gradient_split_tracker(task.loss, forward_fn))]
     metrics = open(out / "metrics.jsonl", "a") if out is not None else None
     t0 = time.perf_counter() - elapsed
     try:
@@ -216,7 +224,7 @@ def train(
                 )
                 if bar is not None:
                     bar.set_postfix(val=f"{row['val_loss']:.4f}")
-            if "val_loss" in row or (step + 1) % 10 == 0:
+            if "val_loss" in row or (step + 1) % 10 == 0 or len(row) > 2:  # rows with callback output are kept
                 curve.append(row)
             if metrics is not None:
                 metrics.write(json.dumps(row) + "\n")
@@ -292,6 +300,13 @@ def _load_checkpoint(path: Path, model, opt, sched, device) -> tuple[int, list, 
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     sched.load_state_dict(meta["scheduler"])
     return meta["step"], meta["curve"], meta["elapsed_s"]
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    atomic_write_text(path, "".join(line + "\n" for line in keep))
 
 
 def _atomic_save_tensors(tensors: dict, path: Path) -> None:
