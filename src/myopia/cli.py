@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES = [
     "myopia.commands.gap",
     "myopia.commands.demo",
+    "myopia.commands.sweep",
 ]
 
 

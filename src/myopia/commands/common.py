@@ -25,8 +25,29 @@ def add_output_args(p: argparse.ArgumentParser, default_out: str) -> None:
 def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=None, help="task name (default: precache); see `myopia tasks`")
     add_dataclass_args(p, WindowSumTask, skip=("name", "seed"), title="synthetic task", dest_prefix="task_")
+    add_text_args(p)
     add_dataclass_args(p, GPTConfig, skip=MODEL_FIELDS_SKIP, title="built-in GPT", dest_prefix="model_")
     add_dataclass_args(p, TrainConfig, title="training", dest_prefix="train_")
+
+
+TEXT_FLAGS = ("data", "tokenizer", "vocab_size", "field")
+
+
+def add_text_args(p: argparse.ArgumentParser) -> None:
+    """Corpus and tokenizer of ``--task text`` (see myopia.data.text.TextTask; --seq-len applies too)."""
+    g = p.add_argument_group("text task (--task text)")
+    g.add_argument("--data", dest="task_data", default=None,
+                   help="corpus: a .txt/.jsonl/.parquet file, a directory, a dataset saved with save_to_disk, "
+                   "hf:NAME (hub), stdlib-source (default: built-in stdlib docstrings)")
+    g.add_argument("--tokenizer", dest="task_tokenizer", default=None,
+                   help="byte (default), bpe (trained on the train split, cached), or a local HF model directory")
+    g.add_argument("--vocab-size", dest="task_vocab_size", type=int, default=None,
+                   help="BPE vocabulary size (default: 2048)")
+    g.add_argument("--field", dest="task_field", default=None, help="text field of .jsonl/.parquet/datasets (default: text)")
+
+
+def text_overrides(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, "task_" + k) for k in TEXT_FLAGS if getattr(args, "task_" + k, None) is not None}
 
 
 def training_settings(args: argparse.Namespace, defaults: dict | None = None) -> tuple[dict, dict, TrainConfig, dict]:
@@ -34,6 +55,9 @@ def training_settings(args: argparse.Namespace, defaults: dict | None = None) ->
     file = load_config_file(args.config) if getattr(args, "config", None) else {}
     defaults = defaults or {}
     task = {**defaults.get("task", {}), **file.get("task", {}), **dataclass_overrides(args, WindowSumTask, "task_")}
+    task.update(text_overrides(args))
+    if args.task is None and text_overrides(args):
+        task.setdefault("name", "text")
     if args.task is not None:
         task["name"] = args.task
     task.setdefault("name", "precache")

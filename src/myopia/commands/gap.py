@@ -35,6 +35,9 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(format_gap_table([result]))
+    if result.token_gaps.get("largest"):
+        print("next tokens with the largest gap: " + ", ".join(
+            f"{r['text']!r} {r['gap']:+.3f}" for r in result.token_gaps["largest"][:6]))
     print(f"results: {args.out}/results.json   plot: {args.out}/gap.png")
     return 0
 

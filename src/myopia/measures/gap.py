@@ -42,6 +42,7 @@ class GapResult:
     variants: dict = field(default_factory=dict)  # detach -> {"myopic_loss", "gap", ...}
     curves: dict = field(default_factory=dict)  # run key -> [{"step", "train_loss", "val_loss"?}]
     provenance: dict = field(default_factory=dict)
+    token_gaps: dict = field(default_factory=dict)  # token tasks: target tokens with the largest/smallest gap
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -141,11 +142,62 @@ def myopia_gap(
         myopic_per_position=head["myopic_per_position"],
         variants=variants, curves={k: r.curve for k, r in runs.items()}, provenance=provenance(),
     )
+    if not task_obj.regression:
+        result.token_gaps = token_gaps(task_obj, specs, out / "runs", variants[detach[0]]["policy"], train)
     atomic_write_json(out / "results.json", result.to_dict())
     from myopia.report.plots import plot_gap
 
     plot_gap(result, out / "gap.png")
     return result
+
+
+@torch.no_grad()
+def token_gaps(task, specs: list[RunSpec], runs_dir: Path, myopic: str, train: TrainConfig,
+               top: int = 12, min_count: int = 20) -> dict:
+    """Gap by target token: mean over seeds of the mean (myopic - vanilla) test loss at the
+    positions whose next token is that token; the ``top`` largest and smallest among tokens
+    seen at least ``min_count`` times in the test batches."""
+    from safetensors.torch import load_file
+
+    from myopia.runs import build_model
+    from myopia.train import default_forward
+
+    by_key = {s.key: s for s in specs}
+    V = task.vocab_size
+    per_seed, counts = [], None
+    for s in sorted({sp.seed for sp in specs}):
+        losses = {}
+        for name in ("vanilla", myopic):
+            spec = by_key[f"{name}-seed{s}"]
+            ckpt = runs_dir / spec.key / "checkpoint" / "model.safetensors"
+            if not ckpt.exists():
+                return {}
+            model = build_model(spec.model, task, spec.seed)
+            try:
+                model.load_state_dict(load_file(str(ckpt)))
+            except (RuntimeError, KeyError, ValueError) as e:  # a model kind that saves its weights differently
+                return {"skipped": f"checkpoint {ckpt} did not load: {str(e).splitlines()[0]}"}
+            model.eval()
+            total = torch.zeros(V, dtype=torch.float64)
+            counts = torch.zeros(V, dtype=torch.float64)
+            for i in range(train.test_batches):
+                x, y = task.batch("test", i, train.batch_size)
+                loss = task.loss(default_forward(model, x, GradientPolicy()), y).double()  # (B, T)
+                total.index_add_(0, y.reshape(-1), loss.reshape(-1))
+                counts.index_add_(0, y.reshape(-1), torch.ones_like(loss.reshape(-1)))
+            losses[name] = total / counts.clamp(min=1)
+        per_seed.append(torch.stack([losses["vanilla"], losses[myopic]]))  # (2, V)
+    mean = torch.stack(per_seed).mean(0)  # (2, V)
+    gap = mean[1] - mean[0]
+    ok = (counts >= min_count).nonzero().flatten()
+    order = ok[gap[ok].argsort(descending=True)]
+
+    def rows(ids) -> list[dict]:
+        return [{"token": int(t), "text": task.decode([int(t)]), "count": int(counts[t]),
+                 "gap": float(gap[t]), "vanilla_loss": float(mean[0, t]), "myopic_loss": float(mean[1, t])}
+                for t in ids]
+
+    return {"policy": myopic, "min_count": min_count, "largest": rows(order[:top]), "smallest": rows(order.flip(0)[:top])}
 
 
 def _mean_lists(rows: list[list[float]]) -> list[float]:
