@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from myopia.commands.common import add_output_args, add_training_args, training_settings
+from myopia.commands.hf_model import add_hf_model_args, apply_hf_model, hf_train_defaults
 from myopia.measures.gap import DEFAULT_MODEL, myopia_gap
 
 
@@ -20,17 +21,21 @@ def add_cli(sub) -> None:
     p.add_argument("--detach", default=None, help="myopic variant(s), comma separated: kv (strict, default), hidden")
     add_output_args(p, "runs/gap")
     add_training_args(p)
+    add_hf_model_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    task, model, train, file = training_settings(args)
+    task, model, train, file = training_settings(args, hf_train_defaults(args))
+    task, model = apply_hf_model(args, task, model)
     seeds = args.seeds if args.seeds is not None else file.get("seeds", 3)
     if isinstance(seeds, int) and seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     detach = args.detach.split(",") if args.detach else file.get("detach", ["kv"])
+    if model.get("kind") != "hf":
+        model = {**DEFAULT_MODEL, **model}
     result = myopia_gap(
-        task, model={**DEFAULT_MODEL, **model}, train=train, seeds=seeds, detach=detach,
+        task, model=model, train=train, seeds=seeds, detach=detach,
         out_dir=args.out, resume=args.resume, overwrite=args.overwrite, workers=args.workers,
         progress=not args.no_progress,
     )
