@@ -153,6 +153,24 @@ def stdlib_source(root: Path | None = None) -> Corpus:
 
 # --------------------------------------------------------------------------- local files
 def _content_hash(files: list[Path], root: Path | None = None) -> str:
+    """Hash of the files' names and bytes; remembered per (path, size, mtime), so a large
+    corpus is read once, not by every run that opens it."""
+    try:
+        stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    except OSError as e:
+        raise ValueError(f"cannot read {e.filename}: {e.strerror}; check the path and its permissions") from None
+    memo = cache_root() / "hashes" / (hashlib.sha256(json.dumps([str(root), stats]).encode()).hexdigest()[:24] + ".txt")
+    if memo.exists():
+        return memo.read_text().strip()
+    digest = _hash_files(files, root)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(memo.name + f".tmp{os.getpid()}")
+    tmp.write_text(digest)
+    os.replace(tmp, memo)
+    return digest
+
+
+def _hash_files(files: list[Path], root: Path | None) -> str:
     h = hashlib.sha256()
     for f in files:
         h.update((f.relative_to(root).as_posix() if root else f.name).encode() + b"\0")
