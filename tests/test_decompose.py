@@ -307,3 +307,22 @@ def test_decompose_rejects_missing_or_mismatched_checkpoint_and_oversized_sample
     assert "cannot sample 17 loss positions from a sequence of 16" in capsys.readouterr().err
     assert main(["decompose", "--checkpoint", str(ckpt), "--max-offset", "-2", "--out", str(tmp_path / "d")]) == 2
     assert "max_offset K must be an integer >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_offset_gradients_of_hf_models_add_up_and_last_layer_queries_get_no_future_gradient(family):
+    from myopia.hf import HFCausalLM, from_config
+
+    cfg = {
+        "gpt2": dict(model_type="gpt2", vocab_size=V, n_positions=T, n_embd=8, n_layer=2, n_head=2),
+        "llama": dict(model_type="llama", vocab_size=V, hidden_size=8, intermediate_size=16, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=T),
+    }[family]
+    model = HFCausalLM(from_config(cfg, seed=0)).double()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randint(0, V, (2, T), generator=g), torch.randint(0, V, (2, T), generator=g)
+    res = offset_gradients(model, (x, y), ce_loss, max_offset=2)
+    assert res.profile_check["sum_vs_vanilla"] < 1e-7 and res.profile_check["g0_vs_myopic"] < 1e-10
+    assert {"h1.W_Q", "h1.W_K", "h1.W_V", "h1.W_O", "h1.MLP", "h1.norms", "embeddings", "head"} <= set(res.split)
+    assert res.split["h1.W_Q"]["future_sq_norm"] < 1e-20 * res.split["h1.W_Q"]["vanilla_sq_norm"]
+    assert res.split["h1.W_K"]["future_sq_norm"] > 1e-4 * res.split["h1.W_K"]["vanilla_sq_norm"]

@@ -296,15 +296,17 @@ def _pos_axis(ndim: int) -> int:
 class _PositionCapture:
     """Hooks that split each backward's weight gradients by the position that used them.
 
-    ``cur[b][name]`` accumulates, for the loss position ``j`` being differentiated, the
-    part of dL_j/dtheta coming from position i = j - b (b = 0..K).
+    ``cur[name]`` is (K + 2, *param.shape): for the loss position ``j`` being
+    differentiated, row b accumulates the part of dL_j/dtheta that comes from position
+    i = j - b (b = 0..K; the last row is filled in by the caller). ``full`` (when set)
+    accumulates the sum over every i <= j, to check that the hooks see all of the gradient.
     """
 
     def __init__(self, model: nn.Module, names: dict[int, str], T: int, K: int):
         self.T, self.K = T, K
         self.j: int | None = None
-        self.cur: list[dict[str, torch.Tensor]] = []
-        self.full: dict[str, torch.Tensor] | None = None  # sum over all i <= j (coverage check)
+        self.cur: dict[str, torch.Tensor] = {}
+        self.full: dict[str, torch.Tensor] | None = None
         self.handles = []
         self.names = names
         for mname, m in model.named_modules():
@@ -351,7 +353,8 @@ class _PositionCapture:
                 saved = xhat.movedim(ax, 0).reshape(T, -1, inp.shape[-1])  # (T, N, C)
             else:  # rmsnorm
                 eps = getattr(m, "eps", None) or getattr(m, "variance_epsilon", None) or torch.finfo(inp.dtype).eps
-                xf = inp.float() if inp.dtype in (torch.float16, torch.bfloat16) else inp  # as HF: half in float32
+                # torch's RMSNorm works in the input dtype; the HF ones normalise in float32 and cast back
+                xf = inp if isinstance(m, getattr(nn, "RMSNorm", ())) else inp.float()
                 xhat = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(inp.dtype)
                 saved = xhat.movedim(ax, 0).reshape(T, -1, inp.shape[-1])
             params = {pn: self.names[id(p)] for pn, p in m.named_parameters(recurse=False) if p.requires_grad}
@@ -366,50 +369,54 @@ class _PositionCapture:
             return
         gm = g.detach().movedim(ax, 0)  # (T, ..., out)
         gm = gm.reshape(self.T, -1, gm.shape[-1])  # (T, N, out)
-        offsets = range(0, min(self.K, j) + 1)
-        idx = torch.tensor([j - b for b in offsets], device=g.device)
-        self._add(kind, saved, params, gm, idx, self.cur, m)
+        n = min(self.K, j) + 1
+        idx = torch.arange(j, j - n, -1, device=g.device)  # positions i = j - b, b = 0..n-1
+        _add_by_position(kind, m, saved[idx], gm[idx], params, {q: self.cur[q][:n] for q in params.values()})
         if self.full is not None:
-            for start in range(0, j + 1, 64):  # chunks bound the temporary (n, out, in) tensors
-                sub = torch.arange(start, min(j + 1, start + 64), device=g.device)
-                tmp = [{n: torch.zeros_like(self.full[n]) for n in params.values()} for _ in range(len(sub))]
-                self._add(kind, saved, params, gm, sub, tmp, m)
-                for d in tmp:
-                    for n in params.values():
-                        self.full[n] += d[n]
+            _add_summed(kind, m, saved[: j + 1], gm[: j + 1], params, self.full)
 
-    @staticmethod
-    def _add(kind, saved, params, gm, idx, dest, m) -> None:
-        """dest[b][param] += contribution of position idx[b] (b = 0..len(idx)-1)."""
-        dy = gm[idx]  # (n, N, out)
-        if kind == "embedding":
-            w = params.get("weight")
-            if w is not None:
-                ids = saved[idx]  # (n, N)
-                for b in range(len(idx)):
-                    dest[b][w].index_add_(0, ids[b], dy[b].to(dest[b][w].dtype))
-                    if m.padding_idx is not None:
-                        dest[b][w][m.padding_idx] = 0
-            return
-        if kind in ("linear", "conv1d"):
-            x = saved[idx]  # (n, N, in)
-            w = params.get("weight")
-            if w is not None:
-                eq = "nbo,nbi->noi" if kind == "linear" else "nbo,nbi->nio"
-                dw = torch.einsum(eq, dy, x)
-                for b in range(len(idx)):
-                    dest[b][w] += dw[b]
-        else:  # layernorm / rmsnorm: y = xhat * w + b
-            w = params.get("weight")
-            if w is not None:
-                dw = (dy * saved[idx]).sum(1)  # (n, C)
-                for b in range(len(idx)):
-                    dest[b][w] += dw[b]
-        bias = params.get("bias")
-        if bias is not None:
-            db = dy.sum(1)  # (n, out)
-            for b in range(len(idx)):
-                dest[b][bias] += db[b]
+
+def _add_by_position(kind, m, saved, dy, params, dest) -> None:
+    """dest[param][b] += contribution of the b-th selected position; saved/dy (n, N, ...)."""
+    w, bias = params.get("weight"), params.get("bias")
+    if kind == "embedding":
+        if w is not None:
+            n, V = saved.shape[0], dest[w].shape[1]
+            rows = (saved + V * torch.arange(n, device=saved.device).unsqueeze(1)).reshape(-1)  # row b*V + id
+            flat = dest[w].view(n * V, -1)
+            flat.index_add_(0, rows, dy.reshape(-1, dy.shape[-1]).to(flat.dtype))
+            if m.padding_idx is not None:
+                dest[w][:, m.padding_idx] = 0
+        return
+    if w is not None:
+        if kind == "linear":
+            dest[w] += torch.einsum("nbo,nbi->noi", dy, saved)
+        elif kind == "conv1d":
+            dest[w] += torch.einsum("nbo,nbi->nio", dy, saved)
+        else:  # layernorm / rmsnorm: y = xhat * w (+ b)
+            dest[w] += (dy * saved).sum(1)
+    if bias is not None:
+        dest[bias] += dy.sum(1)
+
+
+def _add_summed(kind, m, saved, dy, params, dest) -> None:
+    """dest[param] += contribution of all the given positions together; saved/dy (n, N, ...)."""
+    w, bias = params.get("weight"), params.get("bias")
+    if kind == "embedding":
+        if w is not None:
+            dest[w].index_add_(0, saved.reshape(-1), dy.reshape(-1, dy.shape[-1]).to(dest[w].dtype))
+            if m.padding_idx is not None:
+                dest[w][m.padding_idx] = 0
+        return
+    if w is not None:
+        if kind == "linear":
+            dest[w] += torch.einsum("nbo,nbi->oi", dy, saved)
+        elif kind == "conv1d":
+            dest[w] += torch.einsum("nbo,nbi->io", dy, saved)
+        else:
+            dest[w] += (dy * saved).sum((0, 1))
+    if bias is not None:
+        dest[bias] += dy.sum((0, 1))
 
 
 @dataclass
@@ -491,33 +498,52 @@ def offset_profile(
     if loss.dim() != 2 or loss.shape[1] != T:
         raise ValueError(f"loss_fn must return the (B, T) per-position loss, got shape {tuple(loss.shape)}")
     norm = loss.shape[0] * T
-    zeros = {n: torch.zeros_like(p) for n, p in named}
-    bins = [{n: t.clone() for n, t in zeros.items()} for _ in range(K + 2)]
-    sq_sum = {g: [0.0] * (K + 2) for g in groups}
-    proj = {g: [[] for _ in range(K + 2)] for g in groups} if reference is not None else {}
-    ref_flat = {g: _flat(reference, ps) for g, ps in groups.items()} if reference is not None else {}
+    cap.cur = {n: torch.zeros(K + 2, *p.shape, dtype=p.dtype, device=p.device) for n, p in named}  # (K+2, *shape)
+    acc = {n: torch.zeros_like(t) for n, t in cap.cur.items()}
+    stats = len(pos) < T  # per-position terms are needed for the variance only when sampling
+    sq_terms: list[torch.Tensor] = []  # per position: (n_parts, K+2) squared norms of the parts
+    proj_terms: list[torch.Tensor] = []  # per position: (n_parts, K+2) dot products with the reference
     for k, j in enumerate(pos):
         cap.j = j
-        cap.cur = [{n: t.clone() for n, t in zeros.items()} for _ in range(min(K, j) + 1)]
-        cap.full = {n: t.clone() for n, t in zeros.items()} if (verify and k == 0) else None
+        for t in cap.cur.values():
+            t.zero_()
+        cap.full = {n: torch.zeros_like(p) for n, p in named} if (verify and k == 0) else None
         total = _grad(loss[:, j].sum() / norm, named, retain_graph=k < len(pos) - 1)
         if cap.full is not None:
             _verify_coverage(cap.full, total, j)
-        rest = {n: total[n] - sum(c[n] for c in cap.cur) for n in total}
-        per_bin = cap.cur + [zeros] * (K + 1 - len(cap.cur)) + [rest]
-        for b, contrib in enumerate(per_bin):
-            for n in contrib:
-                bins[b][n] += contrib[n]
-            for g, ps in groups.items():
-                v = _flat(contrib, ps)
-                sq_sum[g][b] += _dot(v, v)
-                if reference is not None:
-                    proj[g][b].append(_dot(v, ref_flat[g]))
+        for n, t in cap.cur.items():
+            t[K + 1] = total[n] - t[: K + 1].sum(0)  # tau > K: the rest of autograd's gradient
+            acc[n] += t
+        if stats:
+            sq, pr = _part_terms(cap.cur, parts, reference)
+            sq_terms.append(sq)
+            if pr is not None:
+                proj_terms.append(pr)
     cap.j = None
-    for b in bins:
-        for n in b:
-            b[n] *= scale
+    bins = [{n: t[b] * scale for n, t in acc.items()} for b in range(K + 2)]
+    sq_sum, proj = {}, {}
+    if stats:
+        sq_all = torch.stack(sq_terms)  # (S, n_parts, K+2)
+        pr_all = torch.stack(proj_terms) if proj_terms else None
+        for g, ps in groups.items():
+            rows = [parts.index(p) for p in ps]
+            sq_sum[g] = sq_all[:, rows].sum((0, 1)).tolist()
+            if pr_all is not None:
+                proj[g] = pr_all[:, rows].sum(1).T.tolist()  # (K+2, S)
     return OffsetProfile(seq_len=T, max_offset=K, positions=pos, bins=bins, scale=scale, sq_norm_sum=sq_sum, proj=proj)
+
+
+def _part_terms(cur: dict[str, torch.Tensor], parts: list[GroupPart], reference) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per group part and bin: ||g_j||^2 and <g_j, reference> (float64, (n_parts, K+2))."""
+    sq, pr = [], []
+    for p in parts:
+        t = cur[p.name]
+        v = t if p.stop is None else t.narrow(p.dim + 1, p.start, p.stop - p.start)
+        v = v.reshape(t.shape[0], -1).double()  # (K+2, numel)
+        sq.append((v * v).sum(1))
+        if reference is not None:
+            pr.append(v @ p.view(reference[p.name]).reshape(-1).double())
+    return torch.stack(sq), (torch.stack(pr) if reference is not None else None)
 
 
 def _verify_coverage(full: dict[str, torch.Tensor], total: dict[str, torch.Tensor], j: int) -> None:
