@@ -16,12 +16,12 @@ TINY_TRAIN = TrainConfig(steps=6, batch_size=4, eval_every=6, eval_batches=1, te
 
 def test_horizon_writes_loss_per_horizon_and_seed_and_full_horizon_equals_vanilla(tmp_path):
     res = horizon_curve(
-        "precache", horizons="0,2,15,inf,block=4", model=TINY_MODEL, train=TINY_TRAIN, seeds=2,
+        "precache", horizons="0,2,15,inf", model=TINY_MODEL, train=TINY_TRAIN, seeds=2,
         out_dir=tmp_path / "h", workers=1, progress=False,
     )
     data = json.loads((tmp_path / "h" / "results.json").read_text())
-    assert [r["horizon"] for r in data["horizons"]] == ["0", "2", "15", "inf", "block=4"]
-    assert [r["kind"] for r in data["horizons"]] == ["band", "band", "band", "vanilla", "block"]
+    assert [r["horizon"] for r in data["horizons"]] == ["0", "2", "15", "inf"]
+    assert [r["kind"] for r in data["horizons"]] == ["band", "band", "band", "vanilla"]
     for r in data["horizons"]:
         assert len(r["loss_per_seed"]) == 2 and r["loss"]["n"] == 2
         assert r["loss"]["ci95"][0] <= r["loss"]["mean"] <= r["loss"]["ci95"][1]
@@ -35,7 +35,8 @@ def test_horizon_writes_loss_per_horizon_and_seed_and_full_horizon_equals_vanill
 
 def test_horizon_labels_and_reach_say_what_a_horizon_means():
     assert parse_horizon("inf")[0] == "inf" and parse_horizon("inf")[1].is_vanilla
-    assert parse_horizon("block=3")[1].block == 3
+    assert parse_horizon("block=3") == ("block=3", parse_horizon("block=3")[1]) and parse_horizon("block=3")[1].block == 3
+    assert reach(parse_horizon("block=3")[1], 2, 16) == "exactly the positions in j's block of 3"
     assert reach(parse_horizon("0")[1], 3, 16) == "only position j (myopic)"
     assert reach(parse_horizon("4")[1], 3, 8) == "4 per attention hop, up to 7 back through 3 layers"
 

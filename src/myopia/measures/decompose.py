@@ -501,6 +501,7 @@ def offset_profile(
     cap.cur = {n: torch.zeros(K + 2, *p.shape, dtype=p.dtype, device=p.device) for n, p in named}  # (K+2, *shape)
     acc = {n: torch.zeros_like(t) for n, t in cap.cur.items()}
     stats = len(pos) < T  # per-position terms are needed for the variance only when sampling
+    refs = None if reference is None else [p.view(reference[p.name]).reshape(-1) for p in parts]
     sq_terms: list[torch.Tensor] = []  # per position: (n_parts, K+2) squared norms of the parts
     proj_terms: list[torch.Tensor] = []  # per position: (n_parts, K+2) dot products with the reference
     for k, j in enumerate(pos):
@@ -515,7 +516,7 @@ def offset_profile(
             t[K + 1] = total[n] - t[: K + 1].sum(0)  # tau > K: the rest of autograd's gradient
             acc[n] += t
         if stats:
-            sq, pr = _part_terms(cap.cur, parts, reference)
+            sq, pr = _part_terms(cap.cur, parts, refs)
             sq_terms.append(sq)
             if pr is not None:
                 proj_terms.append(pr)
@@ -533,17 +534,17 @@ def offset_profile(
     return OffsetProfile(seq_len=T, max_offset=K, positions=pos, bins=bins, scale=scale, sq_norm_sum=sq_sum, proj=proj)
 
 
-def _part_terms(cur: dict[str, torch.Tensor], parts: list[GroupPart], reference) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per group part and bin: ||g_j||^2 and <g_j, reference> (float64, (n_parts, K+2))."""
+def _part_terms(cur: dict[str, torch.Tensor], parts: list[GroupPart], refs: list[torch.Tensor] | None):
+    """Per group part and bin: ||g_j||^2 and <g_j, reference> ((n_parts, K+2) each, float64)."""
     sq, pr = [], []
-    for p in parts:
+    for k, p in enumerate(parts):
         t = cur[p.name]
         v = t if p.stop is None else t.narrow(p.dim + 1, p.start, p.stop - p.start)
-        v = v.reshape(t.shape[0], -1).double()  # (K+2, numel)
-        sq.append((v * v).sum(1))
-        if reference is not None:
-            pr.append(v @ p.view(reference[p.name]).reshape(-1).double())
-    return torch.stack(sq), (torch.stack(pr) if reference is not None else None)
+        v = v.reshape(t.shape[0], -1)  # (K+2, numel)
+        sq.append(torch.linalg.vector_norm(v, dim=1).double() ** 2)
+        if refs is not None:
+            pr.append((v @ refs[k]).double())
+    return torch.stack(sq), (torch.stack(pr) if refs is not None else None)
 
 
 def _verify_coverage(full: dict[str, torch.Tensor], total: dict[str, torch.Tensor], j: int) -> None:

@@ -58,9 +58,11 @@ def plot_decomposition(result, path: str | Path) -> Path:
     ax.bar([x + w / 2 for x in xs], [result.split[g]["future_share"] for g in groups], w, color="#d62728", label="Σ_{τ≥1} G(τ): later losses")
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xticks(list(xs), groups, rotation=60, ha="right", fontsize=8)
+    lo = min([0.0] + [min(result.split[g]["myopic_share"], result.split[g]["future_share"]) for g in groups])
+    ax.set_ylim(lo - 0.05, 1.3)  # room for the legend above the bars
     ax.set_ylabel("share of the group's vanilla gradient")
     ax.set_title(f"{result.task.get('name', 'task')}: where each group's gradient comes from (shares add to 1)", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", ncol=2)
     return _save(fig, path)
 
 
