@@ -101,8 +101,9 @@ def format_profile_table(result) -> str:
     how = (f"{len(result.positions)} of {result.seq_len} loss positions sampled, ± one standard error"
            if result.sampled else "every loss position, exact")
     check = result.profile_check
-    return (f"per-offset share ⟨G(τ), G⟩/‖G‖² ({how}; Σ_τ vs vanilla: {check['sum_vs_vanilla']:.1e}, "
-            f"G(0) vs myopic: {check['g0_vs_myopic']:.1e})\n" + _table(rows))
+    what = "relative L2 sampling error of the whole vector" if result.sampled else "relative deviation"
+    return (f"per-offset share ⟨G(τ), G⟩/‖G‖² ({how}; {what}: Σ_τ vs vanilla {check['sum_vs_vanilla']:.1e}, "
+            f"G(0) vs myopic {check['g0_vs_myopic']:.1e})\n" + _table(rows))
 
 
 def format_context_table(rows: list[dict]) -> str:
