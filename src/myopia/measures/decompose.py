@@ -905,7 +905,8 @@ def decompose_gradients(
     if lengths and lengths[-1] > task_obj.seq_len:
         raise ValueError(
             f"context length {lengths[-1]} is longer than the task's sequences ({task_obj.seq_len}); "
-            f"raise --seq-len or use shorter context lengths"
+            f"use context lengths <= {task_obj.seq_len}, or raise --seq-len (a checkpoint covers only the positions "
+            f"it was trained on: omit --checkpoint to train on longer sequences)"
         )
     if positions == "auto":
         positions = None if task_obj.seq_len <= AUTO_POSITIONS_MAX_T else AUTO_POSITIONS_SAMPLE
