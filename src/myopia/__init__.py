@@ -9,6 +9,11 @@ Public API (everything else may change):
 * :func:`make_task` — synthetic tasks.
 * :func:`train`, :class:`TrainConfig` — the one training loop.
 * :func:`myopia_gap` — myopic-trained minus vanilla-trained loss over seeds.
+* :func:`offset_gradients` — where a batch's gradient comes from: G(0), future, G(tau).
+* :func:`decompose_gradients`, :func:`horizon_curve` — the `myopia decompose` and
+  `myopia horizon` measures.
+* :func:`local_myopia_bonus` — L(θ0) - L(φ*): φ re-optimised for the present, θ0's past frozen.
+* :mod:`myopia.hf` — any Hugging Face causal LM under a policy (``myopia.hf.load``).
 """
 
 __version__ = "0.1.0"
@@ -18,8 +23,14 @@ from myopia.data import make_task
 from myopia.model import GPT, GPTConfig
 from myopia.policy import MYOPIC, VANILLA, GradientPolicy
 from myopia.train import RunResult, TrainConfig, train
+from myopia.measures.bonus import local_myopia_bonus
+from myopia.measures.decompose import decompose_gradients, offset_gradients
+from myopia.measures.gap import myopia_gap
+from myopia.measures.horizon import horizon_curve
 
 __all__ = [
     "GradientPolicy", "VANILLA", "MYOPIC", "policy_attention", "GPT", "GPTConfig",
-    "make_task", "train", "TrainConfig", "RunResult",
+    "make_task", "train", "TrainConfig", "RunResult", "myopia_gap",
+    "offset_gradients", "decompose_gradients", "horizon_curve",
+    "local_myopia_bonus",
 ]

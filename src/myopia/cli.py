@@ -16,6 +16,9 @@ COMMAND_MODULES = [
     "myopia.commands.gap",
     "myopia.commands.demo",
     "myopia.commands.sweep",
+    "myopia.commands.bonus",
+    "myopia.commands.decompose",
+    "myopia.commands.horizon",
 ]
 
 
