@@ -232,7 +232,7 @@ def test_an_edited_corpus_is_tokenized_again(tmp_path):
     p = tmp_path / "c.txt"
     p.write_text("\n\n".join(DOCS))
     first = all_ids(make_task("text", data=str(p), seq_len=16))
-    p.write_text("\n\n".join(d.replace("topic", "TOPIC") for d in DOCS))
+    p.write_text("\n\n".join(d.replace("topic", "SUBJECT") for d in DOCS))
     second = make_task("text", data=str(p), seq_len=16)
     assert not np.array_equal(first["train"], all_ids(second)["train"])
-    assert "TOPIC" in second.decode(np.asarray(second._ids["train"][:400]).tolist())
+    assert "SUBJECT" in second.decode(np.asarray(second._ids["train"][:400]).tolist())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib.ticker import FormatStrFormatter, NullFormatter
+from matplotlib.ticker import NullFormatter
 
 from myopia.report.plots import COLORS, plt
 
@@ -39,7 +39,8 @@ def _loss_vs_compute(result, path: Path) -> Path:
         a, b = result.fit[mode]["a"], result.fit[mode]["b"]
         inside = grid <= max(c_all) * 1.01
         ax.plot(grid[inside], a * grid[inside] ** -b, color=col, lw=1.2, label=f"{mode} fit  L = {a:.3g}·C^-{b:.3f}")
-        ax.plot(grid[~inside], a * grid[~inside] ** -b, color=col, lw=1.2, ls=":")
+        if mode == "myopic":  # only the myopic curve is read beyond the measured range
+            ax.plot(grid[~inside], a * grid[~inside] ** -b, color=col, lw=1.2, ls=":")
     if cm["value"]:
         c = cm["at_compute"]
         target = result.fit["vanilla"]["a"] * c ** -result.fit["vanilla"]["b"]
@@ -48,13 +49,10 @@ def _loss_vs_compute(result, path: Path) -> Path:
         ax.text(c, target, f"  k = {cm['value']:.2f}" + (" (extrapolated)" if cm["extrapolated"] else ""),
                 va="bottom", fontsize=9)
     ax.set_xscale("log")
-    ax.set_yscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))
     ax.set_xlabel("training compute C = 6·N·tokens (FLOP)")
     ax.set_ylabel("held-out loss (nats/token)")
-    ax.set_title("loss vs compute (dotted: extrapolation)")
+    ax.set_title("loss vs compute (dotted: extrapolated myopic fit)")
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -72,6 +70,7 @@ def _gap_vs_size(result, path: Path) -> Path:
         ax.annotate(s["size"], (s["params"], s["gap"]["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("parameters N")
     ax.set_ylabel("myopia gap (nats/token)")
     ax.set_title("myopia gap vs model size")
@@ -90,9 +89,15 @@ def _multiplier(result, path: Path) -> Path:
             ax.fill_between([r["compute"] for r in band], [r["ci95"][0] for r in band], [r["ci95"][1] for r in band],
                             color="0.6", alpha=0.3, label="95% bootstrap CI over seeds")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        if all(r["value"] > 0 for r in rows):
+            ax.set_yscale("log")
+        for r in rows:
+            ax.annotate(f"{r['size']}: {r['value']:.3g}", (r["compute"], r["value"]), textcoords="offset points",
+                        xytext=(4, -10), fontsize=8)
     ax.axhline(1, color="k", lw=0.8, ls="--")
     ax.set_xlabel("vanilla training compute C (FLOP)")
     ax.set_ylabel("compute multiplier k")
-    ax.set_title("k: L_myopic(k·C) = L_vanilla(C)")
+    ax.set_title("compute multiplier k: L_myopic(k·C) = L_vanilla(C)")
     ax.legend(fontsize=8)
     return _save(fig, path)
