@@ -29,6 +29,14 @@ When K', V' carry gradient themselves (``detach="hidden"``: keys/values recomput
 detached input with live projections) the ``- v'_i`` and ``- p(k'_i)`` parts remove the
 diagonal from that gradient, so each pair is counted exactly once. The extra cost is
 O(T d) per head; the row log-sum-exp comes from the fused kernel and needs no gradient.
+
+On CPU the same two formulas are applied directly in a custom backward
+(``_MyopicFlashCPU``): the fused kernel's forward and backward run exactly as for vanilla
+attention, dv_i and dk_i above are written into the live k, v, and in the ``hidden``
+variant k', v' receive the fused dK', dV' minus them. Autograd then keeps only what vanilla
+attention keeps (q, k, v, O, lse); the correction term would keep one more (B, nh, T, hs)
+tensor per layer (``sg(v' - O)``), about 10% more saved activations in the built-in GPT.
+The correction term remains the device-independent path.
 """
 
 from __future__ import annotations
@@ -129,19 +137,101 @@ def myopic_fast_attention(
     attn_mask: torch.Tensor | None = None,
     scale: float,
 ) -> torch.Tensor:
-    """Myopic attention: fused kernel on (q, k_off, v_off) plus the zero-valued diagonal term."""
+    """Myopic attention: fused kernel on (q, k_off, v_off), the diagonal gradient added.
+
+    On CPU a custom autograd function runs the fused kernel's own forward and backward and
+    writes the diagonal terms straight into dk, dv (no saved tensor beyond what vanilla
+    attention saves). Elsewhere the zero-valued correction term of the module docstring
+    carries them (:func:`myopic_attention_by_correction`).
+    """
+    if q.device.type == "cpu" and _cpu_flash_supports(q):
+        return _MyopicFlashCPU.apply(q, k, v, k_off, v_off, attn_mask, scale)
+    return myopic_attention_by_correction(q, k, v, k_off, v_off, attn_mask=attn_mask, scale=scale)
+
+
+def myopic_attention_by_correction(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_off: torch.Tensor,
+    v_off: torch.Tensor,
+    *,
+    attn_mask: torch.Tensor | None = None,
+    scale: float,
+) -> torch.Tensor:
+    """Any device: fused attention on (q, k_off, v_off) plus the zero-valued correction term."""
     out, lse = sdpa_with_lse(q, k_off, v_off, attn_mask, scale)  # (B, nh, T, hs), (B, nh, T)
     qd = q.detach()
     lse = lse.detach().unsqueeze(-1)  # (B, nh, T, 1)
     p_live = torch.exp((qd * k).sum(-1, keepdim=True) * scale - lse)
     p_off = torch.exp((qd * k_off).sum(-1, keepdim=True) * scale - lse)
     if attn_mask is not None:
-        T = q.shape[-2]
-        diag = torch.diagonal(_allowed(attn_mask, T, q.device), dim1=-2, dim2=-1).unsqueeze(-1)
+        diag = _diag_allowed(attn_mask, q.shape[-2], q.device)
         p_live = p_live * diag
         p_off = p_off * diag
     corr = p_live.detach() * (v - v_off) + (p_live - p_off) * (v_off.detach() - out.detach())
     return out + corr
+
+
+def _cpu_flash_supports(q: torch.Tensor) -> bool:
+    return q.dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+def _diag_allowed(attn_mask: torch.Tensor, T: int, device) -> torch.Tensor:
+    """(B|1, nh|1, T, 1) float-able bool: may query i read its own key?"""
+    return torch.diagonal(_allowed(attn_mask, T, device), dim1=-2, dim2=-1).unsqueeze(-1)
+
+
+class _MyopicFlashCPU(torch.autograd.Function):
+    """Fused CPU flash attention on (q, k_off, v_off) whose backward routes the diagonal.
+
+    Forward: ``O, lse = flash(q, k', v')`` exactly as vanilla attention. Backward: the fused
+    backward gives the vanilla dQ and the full dK', dV' (every causal pair). The diagonal
+    pair's part, with ``P_ii = exp(c q_i.k_i - lse_i)``, is
+
+        dv_i = P_ii dO_i,    dk_i = c P_ii (dO_i . (v_i - O_i)) q_i,
+
+    and goes to the live k, v; the rest (dK' - dk, dV' - dv) goes to k', v' when they carry
+    gradient (``detach="hidden"``), and is dropped otherwise (strict myopia). The saved
+    tensors are the ones vanilla attention saves, so memory matches vanilla.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, k_off, v_off, attn_mask, scale):
+        bias = None if attn_mask is None else _bias(attn_mask, q.dtype)
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q, k_off, v_off, 0.0, attn_mask is None, attn_mask=bias, scale=scale
+        )
+        ctx.save_for_backward(q, k_off, v_off, out, lse, attn_mask)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dout):
+        q, k, v, out, lse, attn_mask = ctx.saved_tensors  # k, v equal the live k, v in value
+        scale = ctx.scale
+        bias = None if attn_mask is None else _bias(attn_mask, q.dtype)
+        dq, dk_all, dv_all = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+            dout, q, k, v, out, lse, 0.0, attn_mask is None, attn_mask=bias, scale=scale
+        )
+        need_k, need_v, need_k_off, need_v_off = ctx.needs_input_grad[1:5]
+        if not (need_k_off or need_v_off):
+            del dk_all, dv_all  # strict myopia: off-diagonal pairs are constants; free them now
+        # P_ii = exp(c q_i.k_i - lse_i), (B, nh, T, 1). Row dots with vecdot and small
+        # in-place ops: this runs cache-cold after the fused backward, so passes count.
+        p_diag = torch.linalg.vecdot(q, k).mul_(scale).sub_(lse).exp_().unsqueeze(-1)
+        if attn_mask is not None:
+            p_diag = p_diag * _diag_allowed(attn_mask, q.shape[-2], q.device)
+        dv = dout * p_diag  # (B, nh, T, hs)
+        dk = None
+        if need_k or need_k_off:
+            # c dS_ii = c P_ii dO_i.(v_i - O_i) = c dv_i.(v_i - O_i), (B, nh, T, 1)
+            ds_diag = torch.linalg.vecdot(dv, v - out).mul_(scale).unsqueeze(-1)
+            dk = q * ds_diag  # (B, nh, T, hs)
+        dk_off = dk_all - dk if need_k_off else None
+        dv_off = dv_all - dv if need_v_off else None
+        return dq, dk if need_k else None, dv if need_v else None, dk_off, dv_off, None, None
 
 
 def sdpa_with_lse(
