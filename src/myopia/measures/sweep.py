@@ -47,7 +47,12 @@ LARGER_SIZES = ("L4-d192", "L6-d256")  # a few M parameters: a GPU (or a patient
 DEFAULT_TOKENS = 500_000  # training tokens of a 100k-parameter model
 DEFAULT_TOKEN_EXPONENT = 0.5
 REFERENCE_PARAMS = 1e5
-DEFAULT_TRAIN = dict(batch_size=32, lr=3e-3, warmup_steps=30, eval_batches=4, test_batches=16)
+# Every optimisation setting is pinned here, so a sweep's config (and a resumed directory) does
+# not follow later changes of TrainConfig's defaults. steps / eval_every / checkpoint_every are
+# replaced per size (see sweep_specs).
+DEFAULT_TRAIN = dict(batch_size=32, lr=3e-3, min_lr_ratio=0.1, warmup_steps=30, weight_decay=0.01, beta1=0.9,
+                     beta2=0.98, grad_clip=1.0, eval_batches=4, test_batches=16, steps=1500, eval_every=250,
+                     checkpoint_every=250)
 N_BOOTSTRAP = 2000
 
 
