@@ -254,9 +254,13 @@ class TextTask:
                     chunk, which = [], []
             if chunk:
                 flush(chunk, which)
-        finally:
+        except BaseException:
             for f in files.values():
                 f.close()
+            shutil.rmtree(tmp, ignore_errors=True)  # a failed build leaves nothing behind
+            raise
+        for f in files.values():
+            f.close()
         np.save(tmp / "unigram.npy", unigram)
         meta = {"corpus": corpus.name, "fingerprint": corpus.fingerprint, "tokenizer": self._tokenizer_key(),
                 "dtype": np.dtype(dtype).name, "tokens": tokens, "documents": docs, "seed": self.seed}
