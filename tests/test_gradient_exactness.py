@@ -179,3 +179,24 @@ def test_fast_path_equals_reference_in_values_and_gradients_float32():
         b = model_grad(model, x, loss_fn, pol, "fast")
         for n in a:
             assert torch.allclose(a[n], b[n], atol=1e-6, rtol=1e-4), n
+
+
+@pytest.mark.parametrize("policy", [GradientPolicy(), GradientPolicy(horizon=0), GradientPolicy(horizon=0, detach="hidden")])
+def test_left_padded_rows_that_read_nothing_give_no_nan_and_paths_agree(policy):
+    """Queries that may read no key at all (left padding) must not poison the gradient."""
+    from myopia import policy_attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 6, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    mask = torch.ones(2, 1, 6, 6, dtype=torch.bool).tril()
+    mask[0, ..., :2] = False  # sequence 0 has two padding positions
+    grads = []
+    for impl in ("reference", "auto"):
+        out = policy_attention(q, k, v, policy, attn_mask=mask, impl=impl)
+        out[0, :, 2:].sum().add(out[1].sum()).backward()  # loss only on real positions
+        grads.append([t.grad.clone() for t in (q, k, v)])
+        for t in (q, k, v):
+            assert not torch.isnan(t.grad).any()
+            t.grad = None
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-12)

@@ -72,7 +72,9 @@ def policy_attention(
                   projections of the detached attention input; for a frozen past, the
                   reference model's keys/values.
     attn_mask:    optional bool (B|1, nh|1, T, T), True where query j may read key i; it must
-                  already contain causality. None means plain causal.
+                  already contain causality. None means plain causal. A query that may read
+                  no key at all (left padding) reads its own key instead, so no NaN reaches
+                  the gradient; its output is padding and carries no loss.
     off_equals_live: k_off/v_off equal k/v in value (true unless the past comes from another
                   model). The fast path needs it.
     Returns (B, nh, T, hs).
@@ -87,6 +89,8 @@ def policy_attention(
         k_off = k.detach()
     if v_off is None:
         v_off = v.detach()
+    if attn_mask is not None:
+        attn_mask = _read_self_when_empty(attn_mask, T)
 
     if impl == "reference":
         return reference_attention(q, k, v, policy, k_off=k_off, v_off=v_off, attn_mask=attn_mask, scale=scale)
@@ -175,6 +179,16 @@ def myopic_attention_by_correction(
 
 def _cpu_flash_supports(q: torch.Tensor) -> bool:
     return q.dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+def _read_self_when_empty(attn_mask: torch.Tensor, T: int) -> torch.Tensor:
+    """Rows of a bool mask that allow no key get their diagonal (fused kernels give NaN there)."""
+    if attn_mask.dtype != torch.bool:
+        raise TypeError("policy_attention expects a boolean attn_mask (True = may attend)")
+    eye = torch.eye(T, dtype=torch.bool, device=attn_mask.device)
+    causal = torch.ones(T, T, dtype=torch.bool, device=attn_mask.device).tril()
+    empty = ~(attn_mask & causal).any(-1, keepdim=True)  # (.., T, 1)
+    return attn_mask | (empty & eye)
 
 
 def _diag_allowed(attn_mask: torch.Tensor, T: int, device) -> torch.Tensor:
