@@ -94,3 +94,17 @@ def test_policy_parse_reads_the_cli_forms():
     assert GradientPolicy.parse("block=4", detach="hidden") == GradientPolicy(block=4, detach="hidden")
     with pytest.raises(ValueError, match="horizon must be >= 0"):
         GradientPolicy.parse("-2")
+
+
+def test_report_collects_gap_plots_and_gradient_tracking(tmp_path, capsys):
+    out = tmp_path / "gap"
+    assert run_cli(capsys, "gap", "--seeds", "1", "--out", str(out), "--track-gradients-every", "6", *TINY)[0] == 0
+    metrics = (out / "runs" / "vanilla-seed0" / "metrics.jsonl").read_text()
+    assert '"grad_myopic_norm"' in metrics and '"grad_future_norm"' in metrics
+    code, stdout, _ = run_cli(capsys, "report", str(out))
+    assert code == 0
+    page = (out / "report.html").read_text()
+    assert "gap.png" in page and "gradient_tracking.png" in page and "trivial_loss" in page
+    assert (out / "runs" / "vanilla-seed0" / "gradient_tracking.png").exists()
+    code, _, err = run_cli(capsys, "report", str(tmp_path / "missing"))
+    assert code == 2 and "is not a directory" in err
