@@ -74,7 +74,9 @@ def format_sweep_table(r) -> str:
     if cm["value"] is None:
         k = "compute multiplier: undefined (the myopic loss does not fall with compute in this range)"
     else:
-        ci = "n/a" if cm["ci95"] is None else f"[{cm['ci95'][0]:.2f}, {cm['ci95'][1]:.2f}]"
-        k = (f"compute multiplier k = {cm['value']:.2f} (95% CI {ci}, {cm['n_seeds']} seeds) at C = {cm['at_compute']:.2e}"
-             + ("; EXTRAPOLATED beyond the measured myopic compute range" if cm["extrapolated"] else ""))
+        ci = "n/a" if cm["ci95"] is None else f"[{cm['ci95'][0]:.3g}, {cm['ci95'][1]:.3g}]"
+        k = (f"compute multiplier k = {cm['value']:.3g} (95% CI {ci}, {cm['n_seeds']} seeds) at C = {cm['at_compute']:.2e}"
+             + (f"; EXTRAPOLATED {cm['extrapolation_decades']:.1f} decades beyond the measured myopic compute"
+                if cm["extrapolated"] and cm.get("extrapolation_decades") else
+                "; EXTRAPOLATED beyond the measured myopic compute range" if cm["extrapolated"] else ""))
     return "\n".join(lines) + f"\n(test loss, nats/token, mean over seeds; trivial unigram loss {r.trivial_loss:.4f})\n" + k

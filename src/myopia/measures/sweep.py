@@ -240,6 +240,8 @@ def compute_sweep(
         "at_compute": c_max,
         "measured_compute_range": [float(compute[0]), float(compute[-1])],
         "equivalent_myopic_compute": None if k is None else k * c_max,
+        # how far the myopic fit is followed beyond the largest measured compute (0: inside the range)
+        "extrapolation_decades": None if k is None else max(0.0, math.log10(k), math.log10(compute[0] / (k * c_max))),
         "n_seeds": len(seeds),
         "n_bootstrap": N_BOOTSTRAP,
         "bootstrap_undefined_share": float(np.mean(~np.isfinite(boot[:, -1]))),

@@ -46,7 +46,7 @@ def _loss_vs_compute(result, path: Path) -> Path:
         target = result.fit["vanilla"]["a"] * c ** -result.fit["vanilla"]["b"]
         ax.annotate("", xy=(cm["equivalent_myopic_compute"], target), xytext=(c, target),
                     arrowprops=dict(arrowstyle="->", color="k"))
-        ax.text(c, target, f"  k = {cm['value']:.2f}" + (" (extrapolated)" if cm["extrapolated"] else ""),
+        ax.text(c, target, f"  k = {cm['value']:.3g}" + (" (extrapolated)" if cm["extrapolated"] else ""),
                 va="bottom", fontsize=9)
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())
