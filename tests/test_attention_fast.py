@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from myopia.attention import myopic_attention_by_correction, policy_attention, reference_attention
+from myopia.attention import myopic_attention_by_correction, policy_attention
 from myopia.model import GPT, GPTConfig
 from myopia.policy import GradientPolicy
 

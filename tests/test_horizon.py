@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from myopia.cli import main
 from myopia.measures.horizon import horizon_curve, parse_horizon, reach

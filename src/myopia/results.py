@@ -85,6 +85,19 @@ def mean_ci95(values: list[float]) -> dict:
     return {"mean": mean, "ci95": [mean - half, mean + half], "n": n, "std": std}
 
 
+def write_config(out: Path, config: dict) -> None:
+    """Write ``out/config.json``; a resumed directory must have been started with the same config."""
+    path = Path(out) / "config.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != json.loads(json.dumps(config, default=_jsonable)):
+            raise ValueError(
+                f"{path.parent} holds a measurement made with a different config; "
+                f"use another --out, or --overwrite to replace it"
+            )
+    atomic_write_json(path, config)
+
+
 class OutputDirExists(FileExistsError):
     pass
 

@@ -32,7 +32,7 @@ import torch.nn as nn
 
 from myopia.data import make_task
 from myopia.policy import GradientPolicy
-from myopia.results import atomic_write_json, mean_ci95, prepare_out_dir, provenance
+from myopia.results import atomic_write_json, mean_ci95, prepare_out_dir, provenance, write_config
 from myopia.train import TrainConfig, train
 
 INITS = ("theta0", "scratch")
@@ -133,8 +133,7 @@ def local_myopia_bonus(
     out = prepare_out_dir(out_dir, resume=resume, overwrite=overwrite)
     config = {"measure": "bonus", "task": task.to_dict(), "model": model_info or {}, "train": train_cfg.to_dict(),
               "detach": detach, "init": init, "seed": seed}
-    _check_config(out / "config.json", config)
-    atomic_write_json(out / "config.json", config)
+    write_config(out, config)
 
     device = train_cfg.device
     ref = copy.deepcopy(theta0).to(device)
@@ -288,11 +287,3 @@ def _find_measure_config(weights: Path) -> dict:
     )
 
 
-def _check_config(path: Path, config: dict) -> None:
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(config)):
-            raise ValueError(
-                f"{path.parent} holds a measurement made with a different config; use another --out, "
-                f"or --overwrite to replace it"
-            )

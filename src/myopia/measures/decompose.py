@@ -876,8 +876,7 @@ def decompose_gradients(
     long enough for the largest N. Writes ``results.json``, ``config.json`` and PNGs.
     """
     from myopia.data import make_task
-    from myopia.measures.gap import _check_config
-    from myopia.results import atomic_write_json, prepare_out_dir, provenance
+    from myopia.results import atomic_write_json, prepare_out_dir, provenance, write_config
     from myopia.runs import RunSpec, run_all
     from myopia.train import TrainConfig
 
@@ -918,8 +917,7 @@ def decompose_gradients(
         "train": {} if ckpt else train.to_dict(), "checkpoint": str(ckpt) if ckpt else None, "seed": seed,
         "max_offset": max_offset, "positions": positions, "batch_size": batch_size, "context_lengths": lengths,
     }
-    _check_config(out / "config.json", config)
-    atomic_write_json(out / "config.json", config)
+    write_config(out, config)
 
     tracking, test_loss = [], None
     if ckpt is None:

@@ -15,7 +15,7 @@ import torch
 
 from myopia.data import make_task
 from myopia.policy import GradientPolicy
-from myopia.results import atomic_write_json, mean_ci95, prepare_out_dir, provenance
+from myopia.results import atomic_write_json, mean_ci95, prepare_out_dir, provenance, write_config
 from myopia.runs import RunSpec, run_all
 from myopia.train import TrainConfig
 
@@ -106,8 +106,7 @@ def myopia_gap(
         GradientPolicy(horizon=0, detach=d)  # validates the variant name
     out = prepare_out_dir(out_dir, resume=resume, overwrite=overwrite)
     config = {"measure": "gap", "task": task_spec, "model": model, "train": train.to_dict(), "seeds": seeds, "detach": detach}
-    _check_config(out / "config.json", config)
-    atomic_write_json(out / "config.json", config)
+    write_config(out, config)
 
     specs = gap_specs(task_spec, model, train, seeds, detach)
     runs = run_all(specs, out / "runs", workers=workers, progress=progress, desc=f"gap {task_obj.name}")
@@ -204,14 +203,3 @@ def _mean_lists(rows: list[list[float]]) -> list[float]:
     return [sum(col) / len(col) for col in zip(*rows)]
 
 
-def _check_config(path: Path, config: dict) -> None:
-    """A resumed directory must have been started with the same config."""
-    import json
-
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(config)):
-            raise ValueError(
-                f"{path.parent} holds a measurement made with a different config; "
-                f"use another --out, or --overwrite to replace it"
-            )

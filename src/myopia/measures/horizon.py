@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from myopia.data import make_task
-from myopia.measures.gap import _check_config, trivial_loss
+from myopia.measures.gap import trivial_loss
 from myopia.policy import GradientPolicy
-from myopia.results import atomic_write_json, mean_ci95, prepare_out_dir, provenance
+from myopia.results import atomic_write_json, mean_ci95, prepare_out_dir, provenance, write_config
 from myopia.runs import RunSpec, run_all
 from myopia.train import TrainConfig
 
@@ -117,8 +117,7 @@ def horizon_curve(
     out = prepare_out_dir(out_dir, resume=resume, overwrite=overwrite)
     config = {"measure": "horizon", "task": task_spec, "model": model, "train": train.to_dict(), "seeds": seeds,
               "detach": detach, "horizons": labels}
-    _check_config(out / "config.json", config)
-    atomic_write_json(out / "config.json", config)
+    write_config(out, config)
 
     policies = [pol for _, pol in parsed]
     specs = horizon_specs(task_spec, model, train, seeds, policies)
