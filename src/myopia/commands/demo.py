@@ -64,8 +64,12 @@ def run(args: argparse.Namespace) -> int:
             detach=list(DEMO_DETACH), out_dir=out / "text", resume=not args.overwrite, overwrite=args.overwrite,
             workers=args.workers, progress=not args.no_progress,
         ))
+    from myopia.report.html import build_report
+
+    report = build_report(out)
     print()
     print(format_gap_table(results))
-    print(f"\nwall time {time.perf_counter() - t0:.0f} s; results and plots: " + ", ".join(
+    print(f"\nwall time {time.perf_counter() - t0:.0f} s; results: " + ", ".join(
         f"{out / t}/results.json" for t in DEMO_TASKS + (() if args.no_text else ("text",))))
+    print(f"report (every plot and number): {report}")
     return 0

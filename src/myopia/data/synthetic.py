@@ -48,7 +48,7 @@ class WindowSumTask:
     """The pre-caching task (shift=1) and its breadcrumbs control (shift=0)."""
 
     name: str = "precache"
-    seq_len: int = 16
+    seq_len: int = 16  # positions per sequence (the text task's default is 64)
     a: float = 3.0  # frequency of f(x) = sin(a x)
     window: int = 2  # K: how many positions are summed
     shift: int = 1  # 1: window starts one step back (pre-caching needed); 0: includes the present
