@@ -119,7 +119,9 @@ def worker_memory(mode: str, T: int, spec: dict) -> dict:
     step()
     step()
     peak = _proc_status_kib("VmHWM")
-    return {"peak_mib": (peak - base) / 1024, "baseline_mib": base / 1024, "method": method, "batch": B}
+    # Tiny models can free more than a step allocates (RSS ends below the baseline): that
+    # step needed nothing beyond the baseline, so it counts as 0, not as a negative peak.
+    return {"peak_mib": max(0.0, (peak - base) / 1024), "baseline_mib": base / 1024, "method": method, "batch": B}
 
 
 def worker_timing(T: int, spec: dict) -> dict:
