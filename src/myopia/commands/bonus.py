@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from myopia.commands.common import add_run_args
 from myopia.config import add_dataclass_args, dataclass_overrides
 from myopia.measures.bonus import INITS, load_theta0, local_myopia_bonus
 from myopia.train import TrainConfig
@@ -33,8 +34,7 @@ def add_cli(sub) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue an existing output directory")
     g.add_argument("--overwrite", action="store_true", help="delete an existing output directory first")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    add_run_args(p, workers=False)
     add_dataclass_args(p, TrainConfig, title="training of φ", dest_prefix="train_")
     p.set_defaults(func=run)
 

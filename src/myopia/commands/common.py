@@ -17,7 +17,13 @@ def add_output_args(p: argparse.ArgumentParser, default_out: str) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue an existing output directory")
     g.add_argument("--overwrite", action="store_true", help="delete an existing output directory first")
-    p.add_argument("--workers", type=int, default=0, help="parallel training processes (default: one per core)")
+    add_run_args(p)
+
+
+def add_run_args(p: argparse.ArgumentParser, *, workers: bool = True) -> None:
+    """--workers (parallel training processes), --no-progress, --debug."""
+    if workers:
+        p.add_argument("--workers", type=int, default=0, help="parallel training processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
 

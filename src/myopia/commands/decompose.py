@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from myopia.commands.common import add_training_args, training_settings
+from myopia.commands.common import add_run_args, add_training_args, training_settings
 from myopia.measures.decompose import decompose_gradients
 
 DECOMPOSE_TRAIN = dict(steps=1500, batch_size=32, lr=3e-3, warmup_steps=50, eval_every=250, test_batches=16, track_gradients_every=50)
@@ -32,8 +32,7 @@ def add_cli(sub) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue an existing output directory")
     g.add_argument("--overwrite", action="store_true", help="delete an existing output directory first")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    add_run_args(p, workers=False)
     add_training_args(p)
     p.set_defaults(func=run)
 

@@ -14,6 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
+from myopia.commands.common import add_run_args
 from myopia.commands.gap import format_gap_table
 from myopia.measures.gap import DEFAULT_MODEL, myopia_gap
 from myopia.train import TrainConfig
@@ -39,9 +40,7 @@ def add_cli(sub) -> None:
     p.add_argument("--steps", type=int, default=DEMO_TRAIN["steps"], help=f"training steps per model (default: {DEMO_TRAIN['steps']})")
     p.add_argument("--no-text", action="store_true", help="skip the built-in text corpus row")
     p.add_argument("--overwrite", action="store_true", help="delete --out first instead of reusing finished runs")
-    p.add_argument("--workers", type=int, default=0, help="parallel training processes (default: one per core)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    add_run_args(p)
     p.set_defaults(func=run)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from myopia.commands.common import add_text_args, text_overrides
+from myopia.commands.common import add_run_args, add_text_args, text_overrides
 from myopia.measures.sweep import (
     DEFAULT_SIZES, DEFAULT_TOKEN_EXPONENT, DEFAULT_TOKENS, DEFAULT_TRAIN, LARGER_SIZES, compute_sweep,
 )
@@ -36,9 +36,7 @@ def add_cli(sub) -> None:
     p.add_argument("--batch-size", type=int, default=DEFAULT_TRAIN["batch_size"], help="sequences per step (default: 32)")
     p.add_argument("--lr", type=float, default=DEFAULT_TRAIN["lr"], help="peak learning rate (default: 0.003)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--workers", type=int, default=0, help="parallel training processes (default: one per core)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    add_run_args(p)
     p.set_defaults(func=run)
 
 
