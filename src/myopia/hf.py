@@ -517,7 +517,15 @@ def build_hf_model(spec: dict, task, seed: int) -> HFCausalLM:
     if ("path" in spec) == ("config" in spec):
         raise ValueError('an "hf" model spec needs exactly one of "path" (a model directory) or "config" (HF config)')
     if "path" in spec:
-        model = HFCausalLM.from_pretrained(spec["path"], trust_remote_code=spec.get("trust_remote_code", False))
+        from transformers.utils import logging as hf_logging
+
+        # one run's checkpoint is loaded many times (every run, then for the per-token gaps):
+        # the measure's own progress bar says what is happening, a loading bar per load would not
+        hf_logging.disable_progress_bar()
+        try:
+            model = HFCausalLM.from_pretrained(spec["path"], trust_remote_code=spec.get("trust_remote_code", False))
+        finally:
+            hf_logging.enable_progress_bar()
     else:
         model = HFCausalLM(from_config(spec["config"], seed=seed))
     if getattr(task, "regression", False):

@@ -138,6 +138,8 @@ def run_all(
                 pending = still
                 if pending:
                     pending[0].wait(0.2)
+            pool.close()  # let workers exit on their own (terminate leaks their semaphores)
+            pool.join()
         return {s.key: results[s.key] for s in specs}
     finally:
         if bar is not None:
