@@ -77,4 +77,6 @@ def format_sweep_table(r) -> str:
              + (f"; EXTRAPOLATED {cm['extrapolation_decades']:.1f} decades beyond the measured myopic compute"
                 if cm["extrapolated"] and cm.get("extrapolation_decades") else
                 "; EXTRAPOLATED beyond the measured myopic compute range" if cm["extrapolated"] else ""))
+        if cm.get("note"):
+            k += f"\nnote: {cm['note']}"
     return "\n".join(lines) + f"\n(test loss, nats/token, mean over seeds; trivial unigram loss {r.trivial_loss:.4f})\n" + k

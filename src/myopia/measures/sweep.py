@@ -249,7 +249,8 @@ def compute_sweep(
                   "at the largest C; 95% CI: percentile bootstrap over seeds (paired)",
     }
     if len(seeds) < 3:
-        cm["note"] = f"only {len(seeds)} seed(s): the bootstrap interval is not meaningful"
+        cm["note"] = (f"only {len(seeds)} seed(s): a bootstrap over so few seeds understates the uncertainty; "
+                      f"use --seeds 3 or more for an interval worth quoting")
     result = SweepResult(
         config=config,
         token_budget_rule=f"tokens(N) = {tokens} * (N / {REFERENCE_PARAMS:g}) ** {token_exponent}, rounded up to "
