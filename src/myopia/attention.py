@@ -183,12 +183,8 @@ def _cpu_flash_supports(q: torch.Tensor) -> bool:
 
 def _read_self_when_empty(attn_mask: torch.Tensor, T: int) -> torch.Tensor:
     """Rows of a bool mask that allow no key get their diagonal (fused kernels give NaN there)."""
-    if attn_mask.dtype != torch.bool:
-        raise TypeError("policy_attention expects a boolean attn_mask (True = may attend)")
-    eye = torch.eye(T, dtype=torch.bool, device=attn_mask.device)
-    causal = torch.ones(T, T, dtype=torch.bool, device=attn_mask.device).tril()
-    empty = ~(attn_mask & causal).any(-1, keepdim=True)  # (.., T, 1)
-    return attn_mask | (empty & eye)
+    empty = ~_allowed(attn_mask, T, attn_mask.device).any(-1, keepdim=True)  # (.., T, 1)
+    return attn_mask | (empty & torch.eye(T, dtype=torch.bool, device=attn_mask.device))
 
 
 def _diag_allowed(attn_mask: torch.Tensor, T: int, device) -> torch.Tensor:
@@ -212,10 +208,7 @@ class _MyopicFlashCPU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, k_off, v_off, attn_mask, scale):
-        bias = None if attn_mask is None else _bias(attn_mask, q.dtype)
-        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            q, k_off, v_off, 0.0, attn_mask is None, attn_mask=bias, scale=scale
-        )
+        out, lse = _flash_cpu(q, k_off, v_off, attn_mask, scale)
         ctx.save_for_backward(q, k_off, v_off, out, lse, attn_mask)
         ctx.scale = scale
         return out
@@ -253,16 +246,11 @@ def sdpa_with_lse(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fused causal attention that also returns the row log-sum-exp (B, nh, T), no grad."""
     T = q.shape[-2]
-    bias = None if attn_mask is None else _bias(attn_mask, q.dtype)
     if q.device.type == "cpu":
-        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            q, k, v, 0.0, attn_mask is None, attn_mask=bias, scale=scale
-        )
-        return out, lse
+        return _flash_cpu(q, k, v, attn_mask, scale)
     if q.device.type == "cuda":
         try:
-            if bias is not None:
-                bias = bias.expand(q.shape[0], q.shape[1], T, T)
+            bias = None if attn_mask is None else _bias(attn_mask, q.dtype).expand(q.shape[0], q.shape[1], T, T)
             out, lse, _, _ = torch.ops.aten._scaled_dot_product_efficient_attention(
                 q, k, v, bias, True, 0.0, attn_mask is None, scale=scale
             )
@@ -282,6 +270,14 @@ def sdpa_with_lse(
     return out, lse
 
 
+def _flash_cpu(q, k, v, attn_mask, scale):
+    """The fused CPU flash kernel: output (B, nh, T, hs) and row log-sum-exp (B, nh, T)."""
+    bias = None if attn_mask is None else _bias(attn_mask, q.dtype)
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q, k, v, 0.0, attn_mask is None, attn_mask=bias, scale=scale
+    )
+
+
 def _sdpa(q, k, v, attn_mask, scale):
     if attn_mask is None:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
@@ -298,7 +294,7 @@ def _allowed(attn_mask: torch.Tensor | None, T: int, device) -> torch.Tensor:
 
 
 def _bias(attn_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Bool mask -> additive bias; rows that may read nothing keep their diagonal finite."""
+    """Bool mask -> additive bias (finfo.min where a query may not read a key)."""
     T = attn_mask.shape[-1]
     allowed = _allowed(attn_mask, T, attn_mask.device)
     bias = torch.zeros(allowed.shape, dtype=dtype, device=attn_mask.device)

@@ -128,10 +128,7 @@ def _bool_mask(mask: torch.Tensor | None, T: int) -> torch.Tensor | None:
     mask = mask[..., -T:]
     if mask.dtype != torch.bool:
         mask = mask > torch.finfo(mask.dtype).min / 2
-    # A padding query that may read nothing reads itself instead: its output is never used,
-    # and an empty row would put a non-finite log-sum-exp into the fused myopic path.
-    empty = ~mask.any(-1, keepdim=True)  # (B, 1, T, 1)
-    return mask | (empty & torch.eye(T, dtype=torch.bool, device=mask.device))
+    return mask  # rows that may read nothing (padding) are handled by policy_attention
 
 
 def myopia_attention_forward(
