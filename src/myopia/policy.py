@@ -129,6 +129,11 @@ class GradientPolicy:
     def to_dict(self) -> dict:
         return {"horizon": self.horizon, "block": self.block, "detach": self.detach, "name": self.name}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "GradientPolicy":
+        """Inverse of :meth:`to_dict` (``name`` is derived, so it is not read)."""
+        return cls(horizon=d.get("horizon"), block=d.get("block"), detach=d.get("detach", "kv"))
+
 
 def _parse_int(s: str, original: str) -> int:
     try:

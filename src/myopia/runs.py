@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -67,17 +68,37 @@ def run_one(spec: RunSpec, out_dir: Path | None, progress=True) -> RunResult:
     task = make_task(**spec.task)
     model = build_model(spec.model, task, spec.seed)
     return train(
-        model, task, GradientPolicy(**{k: v for k, v in spec.policy.items() if k != "name"}),
+        model, task, GradientPolicy.from_dict(spec.policy),
         TrainConfig(**spec.train), seed=spec.seed,
         out_dir=None if out_dir is None else out_dir / spec.key, progress=progress, desc=spec.key,
     )
 
 
+class _ThrottledTicks:
+    """Step counts to the parent's progress bar, a few times a second: a manager-queue put
+    is an IPC round trip, too slow to pay on every step of a small model."""
+
+    def __init__(self, queue, every_s: float = 0.25):
+        self.queue, self.every_s, self.pending, self.last = queue, every_s, 0, time.monotonic()
+
+    def __call__(self, n: int) -> None:
+        self.pending += n
+        if time.monotonic() - self.last >= self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.queue.put(self.pending)
+            self.pending, self.last = 0, time.monotonic()
+
+
 def _worker(spec_dict: dict, out_dir: str, threads: int, queue) -> tuple[str, dict | None, str | None]:
     torch.set_num_threads(threads)
     spec = RunSpec(**spec_dict)
+    tick = _ThrottledTicks(queue)
     try:
-        result = run_one(spec, Path(out_dir), progress=lambda n: queue.put(n))
+        result = run_one(spec, Path(out_dir), progress=tick)
+        tick.flush()
         return spec.key, result.to_dict(), None
     except Exception as e:  # reported in the parent with the run's key
         return spec.key, None, f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
