@@ -10,6 +10,7 @@ Measures (gap, horizon, sweep) describe their runs as specs and call :func:`run_
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import time
@@ -60,6 +61,61 @@ def build_model(spec: dict, task, seed: int) -> torch.nn.Module:
 
         return build_hf_model(spec, task, seed)
     raise ValueError(f"unknown model kind {kind!r}; use 'gpt' or 'hf'")
+
+
+# ---------------------------------------------------------------------- saved runs
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run directory, its checkpoint directory, or a model.safetensors file -> the file."""
+    p = Path(path)
+    for cand in (p, p / "model.safetensors", p / "checkpoint" / "model.safetensors"):
+        if cand.is_file():
+            return cand
+    raise FileNotFoundError(
+        f"checkpoint {p} does not exist or holds no model.safetensors; give a run directory from `myopia gap` "
+        f"(e.g. OUT/runs/vanilla-seed0) or its checkpoint/model.safetensors"
+    )
+
+
+def checkpoint_config(ckpt: Path) -> dict:
+    """The measure config.json (task, model) found above a checkpoint, if any."""
+    for parent in list(ckpt.resolve().parents)[:5]:
+        cfg = parent / "config.json"
+        if cfg.is_file():
+            try:
+                data = json.loads(cfg.read_text())
+            except ValueError:
+                continue
+            if isinstance(data, dict) and "task" in data and "model" in data:
+                return data
+    return {}
+
+
+def load_checkpoint_model(ckpt: Path, model_spec: dict, task, seed: int = 0) -> torch.nn.Module:
+    """The model a run spec names, with the weights of ``ckpt`` (its position table sets block_size)."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(ckpt))
+    spec = dict(model_spec)
+    wpe = state.get("transformer.wpe.weight")
+    if wpe is not None and "block_size" not in spec:
+        spec["block_size"] = int(wpe.shape[0])
+        if spec["block_size"] < task.seq_len:
+            raise ValueError(
+                f"the checkpoint's model covers {spec['block_size']} positions but the sequences have {task.seq_len}; "
+                f"use context lengths / --seq-len <= {spec['block_size']}, or train a model on longer sequences "
+                f"(omit --checkpoint)"
+            )
+    model = build_model(spec, task, seed)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())[:300]
+        raise ValueError(
+            f"checkpoint {ckpt} does not match the model ({detail}); give the task and model flags it was trained "
+            f"with (--task, --n-layer, --n-embd, ...)"
+        ) from None
+    return model
+
 
 
 def run_one(spec: RunSpec, out_dir: Path | None, progress=True) -> RunResult:

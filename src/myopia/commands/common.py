@@ -56,8 +56,13 @@ def text_overrides(args: argparse.Namespace) -> dict:
     return {k: getattr(args, "task_" + k) for k in TEXT_FLAGS if getattr(args, "task_" + k, None) is not None}
 
 
-def training_settings(args: argparse.Namespace, defaults: dict | None = None) -> tuple[dict, dict, TrainConfig, dict]:
-    """(task spec, model spec, TrainConfig, rest of the config file) from file + flags."""
+def training_settings(
+    args: argparse.Namespace, defaults: dict | None = None, default_task: str | None = "precache"
+) -> tuple[dict, dict, TrainConfig, dict]:
+    """(task spec, model spec, TrainConfig, rest of the config file) from file + flags.
+
+    ``default_task=None`` leaves the task name out when nothing names it (a measure that
+    reads it from a checkpoint's config)."""
     file = load_config_file(args.config) if getattr(args, "config", None) else {}
     defaults = defaults or {}
     task = {**defaults.get("task", {}), **file.get("task", {}), **dataclass_overrides(args, WindowSumTask, "task_")}
@@ -66,7 +71,8 @@ def training_settings(args: argparse.Namespace, defaults: dict | None = None) ->
         task.setdefault("name", "text")
     if args.task is not None:
         task["name"] = args.task
-    task.setdefault("name", "precache")
+    if default_task is not None:
+        task.setdefault("name", default_task)
     model = {**defaults.get("model", {}), **file.get("model", {}), **dataclass_overrides(args, GPTConfig, "model_")}
     train = TrainConfig(**{**defaults.get("train", {}), **file.get("train", {}), **dataclass_overrides(args, TrainConfig, "train_")})
     return task, model, train, file

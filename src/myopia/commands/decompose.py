@@ -47,9 +47,10 @@ def parse_lengths(text: str | None) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    task, model, train, _ = training_settings(args, defaults={"train": DECOMPOSE_TRAIN})
-    if args.checkpoint is not None and args.task is None and not any(k != "name" for k in task):
-        task = {}  # take the task the checkpoint was trained on (its config.json), if there is one
+    # with --checkpoint, the task it was trained on (its config.json) fills in what no flag names
+    task, model, train, _ = training_settings(
+        args, defaults={"train": DECOMPOSE_TRAIN}, default_task=None if args.checkpoint else "precache"
+    )
     positions = "auto" if args.positions is None else args.positions
     result = decompose_gradients(
         task, model=model, train=train, checkpoint=args.checkpoint, seed=args.seed,

@@ -242,8 +242,21 @@ def load_theta0(model: str | Path, *, data: str | None = None, seq_len: int | No
         if seq_len is not None:
             task["seq_len"] = seq_len
         return theta0, task, {"kind": "hf", "path": str(p.resolve())}, {"kind": "hf", "path": str(p.resolve())}
-    weights = _find_checkpoint(p)
-    measure = _find_measure_config(weights)
+    from myopia.runs import checkpoint_config, load_checkpoint_model, resolve_checkpoint
+
+    try:
+        weights = resolve_checkpoint(p)
+    except FileNotFoundError:
+        raise ValueError(
+            f"{p} is neither a Hugging Face model directory (config.json with model_type) nor a myopia run "
+            f"(checkpoint/model.safetensors); pass a model directory or e.g. runs/gap/runs/vanilla-seed0"
+        ) from None
+    measure = checkpoint_config(weights)
+    if not measure:
+        raise ValueError(
+            f"no measurement config.json (with model and task) above {weights}; a built-in GPT checkpoint is "
+            f"read from a `myopia gap` output directory (e.g. OUT/runs/vanilla-seed0)"
+        )
     task = dict(measure["task"])
     if data is not None:
         if task.get("name") != "text":
@@ -251,39 +264,8 @@ def load_theta0(model: str | Path, *, data: str | None = None, seq_len: int | No
         task["data"] = str(data)
     if seq_len is not None:
         task["seq_len"] = seq_len
-    from safetensors.torch import load_file
-
-    from myopia.runs import build_model
-
     spec = dict(measure["model"])
-    theta0 = build_model(spec, make_task(**task), 0)
-    try:
-        theta0.load_state_dict(load_file(str(weights)))
-    except RuntimeError as e:
-        raise ValueError(f"checkpoint {weights} does not match its config ({str(e).splitlines()[0]})") from None
+    theta0 = load_checkpoint_model(weights, spec, make_task(**task))
     return theta0, task, {**spec, "checkpoint": str(weights.resolve())}, spec
-
-
-def _find_checkpoint(p: Path) -> Path:
-    for cand in (p, p / "model.safetensors", p / "checkpoint" / "model.safetensors"):
-        if cand.is_file() and cand.name.endswith(".safetensors"):
-            return cand
-    raise ValueError(
-        f"{p} is neither a Hugging Face model directory (config.json with model_type) nor a myopia run "
-        f"(checkpoint/model.safetensors); pass a model directory or e.g. runs/gap/runs/vanilla-seed0"
-    )
-
-
-def _find_measure_config(weights: Path) -> dict:
-    for parent in list(weights.resolve().parents)[:5]:
-        c = parent / "config.json"
-        if c.exists():
-            data = json.loads(c.read_text())
-            if "model" in data and "task" in data:
-                return data
-    raise ValueError(
-        f"no measurement config.json (with model and task) above {weights}; a built-in GPT checkpoint is "
-        f"read from a `myopia gap` output directory (e.g. OUT/runs/vanilla-seed0)"
-    )
 
 

@@ -793,62 +793,6 @@ AUTO_POSITIONS_MAX_T = 64  # profile every loss position up to this length, else
 AUTO_POSITIONS_SAMPLE = 32
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A run directory, its checkpoint directory, or a model.safetensors file -> the file."""
-    p = Path(path)
-    for cand in (p, p / "model.safetensors", p / "checkpoint" / "model.safetensors"):
-        if cand.is_file():
-            return cand
-    raise FileNotFoundError(
-        f"checkpoint {p} does not exist or holds no model.safetensors; give a run directory from `myopia gap` "
-        f"(e.g. OUT/runs/vanilla-seed0) or its checkpoint/model.safetensors"
-    )
-
-
-def checkpoint_config(ckpt: Path) -> dict:
-    """The measure config.json (task, model) found above a checkpoint, if any."""
-    import json
-
-    for parent in list(ckpt.parents)[:5]:
-        cfg = parent / "config.json"
-        if cfg.is_file():
-            try:
-                data = json.loads(cfg.read_text())
-            except ValueError:
-                continue
-            if isinstance(data, dict) and "task" in data and "model" in data:
-                return data
-    return {}
-
-
-def load_checkpoint_model(ckpt: Path, model_spec: dict, task, seed: int = 0) -> nn.Module:
-    from safetensors.torch import load_file
-
-    from myopia.runs import build_model
-
-    state = load_file(str(ckpt))
-    spec = dict(model_spec)
-    wpe = state.get("transformer.wpe.weight")
-    if wpe is not None and "block_size" not in spec:
-        spec["block_size"] = int(wpe.shape[0])
-        if spec["block_size"] < task.seq_len:
-            raise ValueError(
-                f"the checkpoint's model covers {spec['block_size']} positions but the sequences have {task.seq_len}; "
-                f"use context lengths / --seq-len <= {spec['block_size']}, or train a model on longer sequences "
-                f"(omit --checkpoint)"
-            )
-    model = build_model(spec, task, seed)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        detail = " ".join(str(e).split())[:300]
-        raise ValueError(
-            f"checkpoint {ckpt} does not match the model ({detail}); give the task and model flags it was trained "
-            f"with (--task, --n-layer, --n-embd, ...)"
-        ) from None
-    return model
-
-
 def decompose_gradients(
     task: str | dict | None = None,
     *,
@@ -877,7 +821,7 @@ def decompose_gradients(
     """
     from myopia.data import make_task
     from myopia.results import atomic_write_json, prepare_out_dir, provenance, write_config
-    from myopia.runs import RunSpec, run_all
+    from myopia.runs import RunSpec, checkpoint_config, load_checkpoint_model, resolve_checkpoint, run_all
     from myopia.train import TrainConfig
 
     if isinstance(max_offset, bool) or not isinstance(max_offset, int) or max_offset < 0:

@@ -142,7 +142,7 @@ def myopia_gap(
         variants=variants, curves={k: r.curve for k, r in runs.items()}, provenance=provenance(),
     )
     if not task_obj.regression:
-        result.token_gaps = token_gaps(task_obj, specs, out / "runs", variants[detach[0]]["policy"], train)
+        result.token_gaps = token_gaps(task_obj, specs, out / "runs", head["policy"], train)
     atomic_write_json(out / "results.json", result.to_dict())
     from myopia.report.plots import plot_gap
 
@@ -156,14 +156,15 @@ def token_gaps(task, specs: list[RunSpec], runs_dir: Path, myopic: str, train: T
     """Gap by target token: mean over seeds of the mean (myopic - vanilla) test loss at the
     positions whose next token is that token; the ``top`` largest and smallest among tokens
     seen at least ``min_count`` times in the test batches."""
-    from safetensors.torch import load_file
-
-    from myopia.runs import build_model
+    from myopia.runs import load_checkpoint_model
     from myopia.train import default_forward
 
     by_key = {s.key: s for s in specs}
-    V = task.vocab_size
-    per_seed, counts = [], None
+    batches = [task.batch("test", i, train.batch_size) for i in range(train.test_batches)]
+    counts = torch.zeros(task.vocab_size, dtype=torch.float64)
+    for _, y in batches:
+        counts.index_add_(0, y.reshape(-1), torch.ones(y.numel(), dtype=torch.float64))
+    per_seed = []
     for s in sorted({sp.seed for sp in specs}):
         losses = {}
         for name in ("vanilla", myopic):
@@ -171,19 +172,15 @@ def token_gaps(task, specs: list[RunSpec], runs_dir: Path, myopic: str, train: T
             ckpt = runs_dir / spec.key / "checkpoint" / "model.safetensors"
             if not ckpt.exists():
                 return {}
-            model = build_model(spec.model, task, spec.seed)
             try:
-                model.load_state_dict(load_file(str(ckpt)))
+                model = load_checkpoint_model(ckpt, spec.model, task, spec.seed)
             except (RuntimeError, KeyError, ValueError) as e:  # a model kind that saves its weights differently
                 return {"skipped": f"checkpoint {ckpt} did not load: {str(e).splitlines()[0]}"}
             model.eval()
-            total = torch.zeros(V, dtype=torch.float64)
-            counts = torch.zeros(V, dtype=torch.float64)
-            for i in range(train.test_batches):
-                x, y = task.batch("test", i, train.batch_size)
+            total = torch.zeros(task.vocab_size, dtype=torch.float64)
+            for x, y in batches:
                 loss = task.loss(default_forward(model, x, GradientPolicy()), y).double()  # (B, T)
                 total.index_add_(0, y.reshape(-1), loss.reshape(-1))
-                counts.index_add_(0, y.reshape(-1), torch.ones_like(loss.reshape(-1)))
             losses[name] = total / counts.clamp(min=1)
         per_seed.append(torch.stack([losses["vanilla"], losses[myopic]]))  # (2, V)
     mean = torch.stack(per_seed).mean(0)  # (2, V)
