@@ -41,7 +41,6 @@ Design decisions:
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import sys
 from contextvars import ContextVar
@@ -605,13 +604,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"wrote a tiny {args.family} model and tokenizer to {out}")
     return 0
-
-
-def frozen_copy(model: nn.Module) -> nn.Module:
-    """A deep copy with gradients off and in eval mode (a reference model θ0)."""
-    ref = copy.deepcopy(model)
-    ref.requires_grad_(False)
-    return ref.eval()
 
 
 if __name__ == "__main__":

@@ -118,6 +118,19 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 @torch.no_grad()
+def held_out_losses(task, loss_of, *, split: str, batches: int, batch_size: int) -> tuple[list[float], list[float]]:
+    """Per-batch mean losses and the per-position mean loss over ``batches`` held-out
+    batches; ``loss_of(x, y) -> (B, T)`` is the per-position loss of whatever is measured."""
+    means, total = [], None
+    for i in range(batches):
+        x, y = task.batch(split, i, batch_size)
+        per_pos = loss_of(x, y).double().mean(0)  # (T,)
+        means.append(float(per_pos.mean()))
+        total = per_pos if total is None else total + per_pos
+    return means, [float(v) for v in (total / batches).cpu()]
+
+
+@torch.no_grad()
 def evaluate(
     model: nn.Module,
     task,
@@ -128,20 +141,20 @@ def evaluate(
     forward_fn: ForwardFn = default_forward,
     policy: GradientPolicy | None = None,
     device: str = "cpu",
-) -> tuple[float, list[float]]:
-    """Mean loss and per-position mean loss over ``batches`` held-out batches."""
+    per_batch: bool = False,
+):
+    """Mean loss and per-position mean loss over ``batches`` held-out batches (and, with
+    ``per_batch``, the per-batch means too)."""
     was_training = model.training
     model.eval()
     policy = policy or GradientPolicy()
-    total = None
-    for i in range(batches):
-        x, y = task.batch(split, i, batch_size)
-        out = forward_fn(model, x.to(device), policy)
-        per_pos = task.loss(out, y.to(device)).double().mean(0)  # (T,)
-        total = per_pos if total is None else total + per_pos
+    means, per_pos = held_out_losses(
+        task, lambda x, y: task.loss(forward_fn(model, x.to(device), policy), y.to(device)),
+        split=split, batches=batches, batch_size=batch_size,
+    )
     model.train(was_training)
-    per_pos = (total / batches).cpu()
-    return float(per_pos.mean()), [float(v) for v in per_pos]
+    mean = sum(per_pos) / len(per_pos)
+    return (mean, per_pos, means) if per_batch else (mean, per_pos)
 
 
 def train(
@@ -202,9 +215,10 @@ def train(
             x, y = task.batch("train", step, cfg.batch_size, stream=seed)
             x, y = x.to(device), y.to(device)
             loss = task.loss(forward_fn(model, x, policy), y).mean()
-            if not torch.isfinite(loss):
+            loss_value = loss.item()  # the step's one host sync
+            if not math.isfinite(loss_value):
                 raise NonFiniteLossError(
-                    f"training loss became {loss.item()} at step {step} (policy {policy.name}, seed {seed}); "
+                    f"training loss became {loss_value} at step {step} (policy {policy.name}, seed {seed}); "
                     f"lower the learning rate (now {cfg.lr}) or enable gradient clipping"
                 )
             opt.zero_grad(set_to_none=True)
@@ -213,7 +227,7 @@ def train(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
-            row = {"step": step + 1, "train_loss": loss.item()}
+            row = {"step": step + 1, "train_loss": loss_value}
             for every, fn in callbacks or []:
                 if (step + 1) % every == 0:
                     row.update(fn(step + 1, model, x, y) or {})

@@ -206,8 +206,9 @@ class TextTask:
         return assign
 
     def _train_texts(self, corpus: Corpus):
+        # a generator: nothing is read (not even the split assignment) unless a BPE is trained
         assign = self._assignment(corpus)
-        return (d for d, a in zip(corpus.documents(), assign) if a == 0)
+        yield from (d for d, a in zip(corpus.documents(), assign) if a == 0)
 
     def _load_or_build(self, corpus: Corpus) -> Path:
         key = hashlib.sha256(

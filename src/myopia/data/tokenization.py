@@ -139,9 +139,3 @@ def load_model_tokenizer(path: str | Path) -> HFTokenizer:
     backend = getattr(tok, "backend_tokenizer", None) if getattr(tok, "is_fast", False) else None
     return HFTokenizer(tok, eod=tok.eos_token_id, n_tokens=len(tok), fingerprint=f"hf/{h.hexdigest()[:20]}",
                        fast_backend=backend)
-
-
-def describe(tokenizer) -> dict:
-    return {"kind": type(tokenizer).__name__, "n_tokens": tokenizer.n_tokens, "eod": tokenizer.eod,
-            "fingerprint": tokenizer.fingerprint}
-

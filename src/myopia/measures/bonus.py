@@ -33,7 +33,7 @@ import torch.nn as nn
 from myopia.data import make_task
 from myopia.policy import GradientPolicy
 from myopia.results import atomic_write_json, mean_ci95, prepare_out_dir, provenance, write_config
-from myopia.train import TrainConfig, train
+from myopia.train import TrainConfig, default_forward, evaluate, train
 
 INITS = ("theta0", "scratch")
 
@@ -72,19 +72,11 @@ def frozen_past_forward(theta0: nn.Module):
     return forward
 
 
-@torch.no_grad()
 def per_batch_losses(model, task, forward_fn, policy, *, batches: int, batch_size: int, device: str = "cpu"):
     """Per-batch mean losses and the per-position mean over ``batches`` test batches."""
-    was = model.training
-    model.eval()
-    means, total = [], None
-    for i in range(batches):
-        x, y = task.batch("test", i, batch_size)
-        per_pos = task.loss(forward_fn(model, x.to(device), policy), y.to(device)).double().mean(0)  # (T,)
-        means.append(float(per_pos.mean()))
-        total = per_pos if total is None else total + per_pos
-    model.train(was)
-    return means, [float(v) for v in (total / batches).cpu()]
+    _, per_pos, means = evaluate(model, task, split="test", batches=batches, batch_size=batch_size,
+                                 forward_fn=forward_fn, policy=policy, device=device, per_batch=True)
+    return means, per_pos
 
 
 def _fresh_like(theta0: nn.Module, model_spec: dict | None, task, seed: int) -> nn.Module:
@@ -141,10 +133,7 @@ def local_myopia_bonus(
     ref.eval()
     nb, bs = train_cfg.test_batches, train_cfg.batch_size
 
-    def plain(m, x, p):
-        return m(x, policy=p)
-
-    base_batches, base_pos = per_batch_losses(ref, task, plain, GradientPolicy(), batches=nb, batch_size=bs, device=device)
+    base_batches, base_pos = per_batch_losses(ref, task, default_forward, GradientPolicy(), batches=nb, batch_size=bs, device=device)
     forward = frozen_past_forward(ref)
     variants, curves = {}, {}
     for d, pol in zip(detach, policies):

@@ -17,7 +17,7 @@ from myopia.data import make_task
 from myopia.policy import GradientPolicy
 from myopia.results import atomic_write_json, mean_ci95, prepare_out_dir, provenance, write_config
 from myopia.runs import RunSpec, run_all
-from myopia.train import TrainConfig
+from myopia.train import TrainConfig, held_out_losses
 
 DEFAULT_MODEL = {"kind": "gpt", "n_layer": 2, "n_head": 4, "n_embd": 64}
 
@@ -64,13 +64,9 @@ def gap_specs(task: dict, model: dict, train: TrainConfig, seeds: list[int], det
 
 @torch.no_grad()
 def trivial_loss(task, batches: int, batch_size: int) -> tuple[float, list[float]]:
-    total = None
-    for i in range(batches):
-        x, y = task.batch("test", i, batch_size)
-        per_pos = task.trivial_loss(x, y).double().mean(0)
-        total = per_pos if total is None else total + per_pos
-    per_pos = total / batches
-    return float(per_pos.mean()), [float(v) for v in per_pos]
+    """Mean and per-position loss of the task's reference predictor on the test batches."""
+    _, per_pos = held_out_losses(task, task.trivial_loss, split="test", batches=batches, batch_size=batch_size)
+    return sum(per_pos) / len(per_pos), per_pos
 
 
 def myopia_gap(
