@@ -76,3 +76,11 @@ def training_settings(
     model = {**defaults.get("model", {}), **file.get("model", {}), **dataclass_overrides(args, GPTConfig, "model_")}
     train = TrainConfig(**{**defaults.get("train", {}), **file.get("train", {}), **dataclass_overrides(args, TrainConfig, "train_")})
     return task, model, train, file
+
+
+def format_table(rows: list[tuple]) -> str:
+    """Left-aligned text columns; the first row is the header, underlined with dashes."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from myopia.commands.common import add_run_args, add_training_args, training_settings
+from myopia.commands.common import add_run_args, add_training_args, format_table, training_settings
 from myopia.measures.decompose import decompose_gradients
 
 DECOMPOSE_TRAIN = dict(steps=1500, batch_size=32, lr=3e-3, warmup_steps=50, eval_every=250, test_batches=16, track_gradients_every=50)
@@ -58,13 +58,13 @@ def run(args: argparse.Namespace) -> int:
         context_lengths=parse_lengths(args.context_lengths), profile=not args.no_profile,
         out_dir=args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
     )
-    print(format_split_table(result))
+    print(format_splitformat_table(result))
     if result.profile:
         print()
-        print(format_profile_table(result))
+        print(format_profileformat_table(result))
     if result.context_lengths:
         print()
-        print(format_context_table(result.context_lengths))
+        print(format_contextformat_table(result.context_lengths))
     files = ["results.json", "decompose.png"]
     files += ["context_lengths.png"] if result.context_lengths else []
     files += ["gradient_tracking.png"] if result.gradient_tracking else []
@@ -76,7 +76,7 @@ def _f(v: float, fmt: str) -> str:
     return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
 
-def format_split_table(result) -> str:
+def format_splitformat_table(result) -> str:
     rows = [("group", "params", "‖G‖²", "myopic share", "future share", "‖F‖²/(‖G0‖²+‖F‖²)", "cos(G0,F)")]
     for g, s in result.split.items():
         rows.append((
@@ -85,10 +85,10 @@ def format_split_table(result) -> str:
         ))
     head = (f"{result.task.get('name', 'task')}: gradient of the mean held-out loss, {result.batch_size} sequences of "
             f"{result.seq_len} (shares of the group's vanilla gradient G along itself; G = G0 + F)")
-    return head + "\n" + _table(rows)
+    return head + "\n" + format_table(rows)
 
 
-def format_profile_table(result) -> str:
+def format_profileformat_table(result) -> str:
     groups = [g for g in ("all:W_Q", "all:W_K", "all:W_V", "all:W_K+W_V", "all:W_O", "all:MLP", "embeddings", "head", "total") if g in result.profile]
     rows = [("τ", *[g.replace("all:", "") for g in groups])]
     for b, label in enumerate(result.offsets):
@@ -103,10 +103,10 @@ def format_profile_table(result) -> str:
     check = result.profile_check
     what = "relative L2 sampling error of the whole vector" if result.sampled else "relative deviation"
     return (f"per-offset share ⟨G(τ), G⟩/‖G‖² ({how}; {what}: Σ_τ vs vanilla {check['sum_vs_vanilla']:.1e}, "
-            f"G(0) vs myopic {check['g0_vs_myopic']:.1e})\n" + _table(rows))
+            f"G(0) vs myopic {check['g0_vs_myopic']:.1e})\n" + format_table(rows))
 
 
-def format_context_table(rows: list[dict]) -> str:
+def format_contextformat_table(rows: list[dict]) -> str:
     out = [("N", "W_K+W_V future share", "‖F‖/‖G0‖", "cos(G0,F)", "per layer", "(N−1)/(N+1)")]
     for r in rows:
         layers = " ".join(f"{h}:{v:+.2f}" for h, v in r["kv_future_share_per_layer"].items())
@@ -114,11 +114,4 @@ def format_context_table(rows: list[dict]) -> str:
             str(r["N"]), _f(r["kv_future_share"], "+.3f"), _f(r["kv_future_to_myopic_norm"], ".2f"),
             _f(r["kv_cos_myopic_future"], "+.3f"), layers, f"{r['uniform_reading_prediction']:.3f}",
         ))
-    return "future share of the key/value gradient vs context length (same sequences, first N positions)\n" + _table(out)
-
-
-def _table(rows: list[tuple]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "future share of the key/value gradient vs context length (same sequences, first N positions)\n" + format_table(out)

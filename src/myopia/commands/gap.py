@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from myopia.commands.common import add_output_args, add_training_args, training_settings
+from myopia.commands.common import add_output_args, add_training_args, format_table, training_settings
 from myopia.commands.hf_model import add_hf_model_args, apply_hf_model, hf_train_defaults
 from myopia.measures.gap import DEFAULT_MODEL, myopia_gap
 
@@ -61,7 +61,4 @@ def format_gap_table(results: list) -> str:
                 f"{van:.4f} ({r.relative(van):.0%})", f"{myo:.4f} ({r.relative(myo):.0%})",
                 f"{r.trivial_loss:.4f}", f"{g['mean']:+.4f} [{lo:+.4f}, {hi:+.4f}]",
             ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines) + "\n(loss as mean over seeds; in brackets: share of the trivial loss)"
+    return format_table(rows) + "\n(loss as mean over seeds; in brackets: share of the trivial loss)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from myopia.commands.common import add_output_args, add_training_args, training_settings
+from myopia.commands.common import add_output_args, add_training_args, format_table, training_settings
 from myopia.commands.demo import DEMO_TRAIN
 from myopia.measures.horizon import DEFAULT_HORIZONS, horizon_curve
 
@@ -50,9 +50,6 @@ def format_horizon_table(result) -> str:
         ci = "" if s["n"] < 2 else f" [{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]"
         rows.append((r["horizon"], r["reach"], f"{s['mean']:.4f}{ci}", f"{r['relative_to_trivial']:.0%}",
                      " ".join(f"{v:.4f}" for v in r["loss_per_seed"])))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
     name = result.task.get("name", "task")
     return (f"{name}: held-out loss vs gradient horizon (trivial predictor {result.trivial_loss:.4f}; "
-            f"h is per attention hop)\n" + "\n".join(lines))
+            f"h is per attention hop)\n" + format_table(rows))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from myopia.commands.common import add_run_args, add_text_args, text_overrides
+from myopia.commands.common import add_run_args, add_text_args, format_table, text_overrides
 from myopia.measures.sweep import (
     DEFAULT_SIZES, DEFAULT_TOKEN_EXPONENT, DEFAULT_TOKENS, DEFAULT_TRAIN, LARGER_SIZES, compute_sweep,
 )
@@ -65,9 +65,6 @@ def format_sweep_table(r) -> str:
         rows.append((s["size"], f"{s['params']:,}", f"{s['tokens']:,}", f"{s['compute']:.2e}",
                      f"{s['vanilla']['mean']:.4f}", f"{s['myopic']['mean']:.4f}",
                      f"{s['gap']['mean']:+.4f} [{lo:+.4f}, {hi:+.4f}]"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
     cm = r.compute_multiplier
     if cm["value"] is None:
         k = "compute multiplier: undefined (the myopic loss does not fall with compute in this range)"
@@ -79,4 +76,4 @@ def format_sweep_table(r) -> str:
                 "; EXTRAPOLATED beyond the measured myopic compute range" if cm["extrapolated"] else ""))
         if cm.get("note"):
             k += f"\nnote: {cm['note']}"
-    return "\n".join(lines) + f"\n(test loss, nats/token, mean over seeds; trivial unigram loss {r.trivial_loss:.4f})\n" + k
+    return format_table(rows) + f"\n(test loss, nats/token, mean over seeds; trivial unigram loss {r.trivial_loss:.4f})\n" + k

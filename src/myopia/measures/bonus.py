@@ -175,10 +175,7 @@ def local_myopia_bonus(
 
 def plot_bonus(result: BonusResult, path: str | Path) -> Path:
     """Left: φ's held-out loss during training against L(θ0). Right: bonus per position."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from myopia.report.plots import plt, save_figure
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for key, curve in result.curves.items():
@@ -200,11 +197,7 @@ def plot_bonus(result: BonusResult, path: str | Path) -> Path:
     ax2.set_ylabel("L(θ0) - L(φ*)")
     ax2.set_title("bonus per position (held-out)")
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------- loading θ0

@@ -6,23 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from myopia.report.plots import plt, save_figure
 
 KIND_COLORS = {
     "all:W_Q": "#1f77b4", "all:W_K": "#d62728", "all:W_V": "#ff7f0e", "all:W_O": "#9467bd",
     "all:MLP": "#2ca02c", "all:norms": "#8c564b", "embeddings": "#17becf", "head": "#7f7f7f", "total": "k",
 }
-
-
-def _save(fig, path) -> Path:
-    path = Path(path)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def plot_decomposition(result, path: str | Path) -> Path:
@@ -63,7 +52,7 @@ def plot_decomposition(result, path: str | Path) -> Path:
     ax.set_ylabel("share of the group's vanilla gradient")
     ax.set_title(f"{result.task.get('name', 'task')}: where each group's gradient comes from (shares add to 1)", fontsize=10)
     ax.legend(fontsize=8, loc="upper center", ncol=2)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_context_lengths(rows: list[dict], path: str | Path, title: str = "") -> Path:
@@ -83,7 +72,7 @@ def plot_context_lengths(rows: list[dict], path: str | Path, title: str = "") ->
     ax.set_ylabel("future share of the key/value gradient")
     ax.set_title(title or "W_K/W_V gradient from future losses vs context length", fontsize=10)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_gradient_tracking(rows: list[dict], path: str | Path, title: str = "") -> Path:
@@ -107,7 +96,7 @@ def plot_gradient_tracking(rows: list[dict], path: str | Path, title: str = "") 
     ax2.legend()
     ax1.set_title(title or "myopic and future gradients during training", fontsize=10)
     ax2.set_title("gradient angle", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_gradient_tracking_from_run(run_dir: str | Path, path: str | Path | None = None) -> Path:

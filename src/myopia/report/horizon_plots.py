@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from myopia.report.plots import plt, save_figure
 
 KIND_COLORS = {"band": "#1f77b4", "block": "#2ca02c", "vanilla": "#d62728"}
 
@@ -47,8 +44,4 @@ def plot_horizon(result, path: str | Path) -> Path:
     n = len(result.seeds)
     ax.set_title(f"{result.task.get('name', 'task')}: loss vs gradient horizon (mean and 95% CI over {n} seed{'s' if n > 1 else ''})", fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -12,6 +12,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 COLORS = {"vanilla": "#1f77b4", "myopic": "#d62728", "myopic-hidden": "#ff7f0e"}
 
 
+def save_figure(fig, path: str | Path) -> Path:
+    """Tight layout, PNG at 110 dpi, figure closed (so long runs do not accumulate figures)."""
+    path = Path(path)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _color(key: str) -> str:
     for name in sorted(COLORS, key=len, reverse=True):
         if key.startswith(name):
@@ -49,8 +58,4 @@ def plot_gap(result, path: str | Path) -> Path:
     ax2.set_ylabel("myopia gap (loss)")
     ax2.set_title("per-position gap, mean and 95% CI over seeds")
     ax2.legend()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

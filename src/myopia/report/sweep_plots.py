@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from myopia.report.plots import COLORS, plt
+from myopia.report.plots import COLORS, plt, save_figure
 
 
 def plot_sweep(result, out_dir: str | Path) -> list[Path]:
@@ -15,13 +15,6 @@ def plot_sweep(result, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     return [_loss_vs_compute(result, out / "loss_vs_compute.png"), _gap_vs_size(result, out / "gap_vs_size.png"),
             _multiplier(result, out / "multiplier.png")]
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def _loss_vs_compute(result, path: Path) -> Path:
@@ -54,7 +47,7 @@ def _loss_vs_compute(result, path: Path) -> Path:
     ax.set_ylabel("held-out loss (nats/token)")
     ax.set_title("loss vs compute (dotted: extrapolated myopic fit)")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _gap_vs_size(result, path: Path) -> Path:
@@ -75,7 +68,7 @@ def _gap_vs_size(result, path: Path) -> Path:
     ax.set_ylabel("myopia gap (nats/token)")
     ax.set_title("myopia gap vs model size")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _multiplier(result, path: Path) -> Path:
@@ -100,4 +93,4 @@ def _multiplier(result, path: Path) -> Path:
     ax.set_ylabel("compute multiplier k")
     ax.set_title("compute multiplier k: L_myopic(k·C) = L_vanilla(C)")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
