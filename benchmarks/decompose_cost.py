@@ -8,10 +8,10 @@ What is timed, on the built-in GPT with random tokens, every mode on the same mo
 
 * ``vanilla``  one forward + backward of the mean loss (``torch.autograd.grad``): the unit.
   Its forward and backward are also timed separately (``vanilla_fwd``, ``vanilla_bwd``).
-* ``split``    :func:`myopia.measures.decompose.gradient_split`: vanilla and myopic
+* ``split``    :func:`myopia.gradients.gradient_split`: vanilla and myopic
   (``GradientPolicy(horizon=0)``, fused myopic attention) gradients, i.e. G(0) and the
   future part. Target: <= 2.2 units.
-* ``profile``  :func:`myopia.measures.decompose.offset_profile` with K + 2 bins and S sampled
+* ``profile``  :func:`myopia.gradients.offset_profile` with K + 2 bins and S sampled
   loss positions: one forward, S backward passes with the position-splitting hooks (and the
   coverage check on the first position). Target: <= S + 1 units.
 
@@ -68,7 +68,7 @@ def main() -> int:
     import torch
     import torch.nn.functional as F
 
-    from myopia.measures.decompose import gradient_split, offset_profile
+    from myopia.gradients import gradient_split, offset_profile
     from myopia.model import GPT, GPTConfig
     from myopia.policy import GradientPolicy
 

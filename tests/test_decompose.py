@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from myopia import GPT, GPTConfig, GradientPolicy, TrainConfig, make_task, train
-from myopia.measures.decompose import (
+from myopia.gradients import (
     context_length_shares,
     gradient_split,
     offset_gradients,

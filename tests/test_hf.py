@@ -378,8 +378,8 @@ def test_gap_command_bad_input_is_one_line(tmp_path, model_dirs, capsys):
 # ---------------------------------------------------------------------- the seam for other measures
 @pytest.mark.parametrize("family", ["gpt2", "gpt_neox"])
 def test_offset_decomposition_runs_on_hf_model_through_the_adapter(model_dirs, family):
-    decompose = pytest.importorskip("myopia.measures.decompose")
+    gradients = pytest.importorskip("myopia.gradients")
     lm = mhf.HFCausalLM.from_pretrained(model_dirs[family], dtype=torch.float64)
     x, y = batch()
-    r = decompose.offset_gradients(lm, (x, y), per_position_loss, max_offset=2)
+    r = gradients.offset_gradients(lm, (x, y), per_position_loss, max_offset=2)
     assert r.seq_len == T and r.max_offset == 2

@@ -9,7 +9,8 @@ Public API (everything else may change):
 * :func:`make_task` — synthetic tasks.
 * :func:`train`, :class:`TrainConfig` — the one training loop.
 * :func:`myopia_gap` — myopic-trained minus vanilla-trained loss over seeds.
-* :func:`offset_gradients` — where a batch's gradient comes from: G(0), future, G(tau).
+* :func:`offset_gradients` — where a batch's gradient comes from: G(0), future, G(tau)
+  (the mechanism, with the exact split and the per-offset profile, is :mod:`myopia.gradients`).
 * :func:`decompose_gradients`, :func:`horizon_curve` — the `myopia decompose` and
   `myopia horizon` measures.
 * :func:`local_myopia_bonus` — L(θ0) - L(φ*): φ re-optimised for the present, θ0's past frozen.
@@ -24,7 +25,8 @@ from myopia.model import GPT, GPTConfig
 from myopia.policy import MYOPIC, VANILLA, GradientPolicy
 from myopia.train import RunResult, TrainConfig, train
 from myopia.measures.bonus import local_myopia_bonus
-from myopia.measures.decompose import decompose_gradients, offset_gradients
+from myopia.gradients import offset_gradients
+from myopia.measures.decompose import decompose_gradients
 from myopia.measures.gap import myopia_gap
 from myopia.measures.horizon import horizon_curve
 

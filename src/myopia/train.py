@@ -204,8 +204,8 @@ def train(
 
         bar = tqdm(total=cfg.steps, initial=start, desc=desc or policy.name, leave=False, dynamic_ncols=True)
     tick = progress if callable(progress) else None
-    if cfg.track_gradients_every:
-        from myopia.measures.decompose import gradient_split_tracker
+    if cfg.track_gradients_every:  # an ordinary callback; imported here because myopia.gradients imports this module
+        from myopia.gradients import gradient_split_tracker
 
         callbacks = [*(callbacks or []), (cfg.track_gradients_every, gradient_split_tracker(task.loss, forward_fn))]
     metrics = open(out / "metrics.jsonl", "a") if out is not None else None
