@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from myopia.measures.bonus import frozen_past_forward, local_myopia_bonus
 from myopia.model import GPT, GPTConfig
 from myopia.policy import GradientPolicy
+from myopia.report.figures import draw
 from myopia.train import TrainConfig
 
 torch.set_num_threads(1)
@@ -191,6 +192,7 @@ def test_bonus_measure_on_builtin_gpt(tmp_path):
     assert {"mean", "ci95"} <= data["bonus"].keys() and data["bonus"]["n"] == 3
     assert abs(data["bonus"]["mean"] - (r.base_loss - r.bonus_loss)) < 1e-9
     assert set(data["variants"]) == {"kv", "hidden"}
+    draw(r, tmp_path / "b")  # figures come from the result, in report/
     assert (tmp_path / "b" / "bonus.png").exists()
     # θ0 itself is left untouched by the measurement
     x, _ = task.batch("test", 0, 2)

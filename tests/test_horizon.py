@@ -7,6 +7,7 @@ import json
 
 from myopia.cli import main
 from myopia.measures.horizon import horizon_curve, parse_horizon, reach
+from myopia.report.figures import draw
 from myopia.train import TrainConfig
 
 TINY_MODEL = {"kind": "gpt", "n_layer": 2, "n_head": 2, "n_embd": 16}
@@ -29,6 +30,7 @@ def test_horizon_writes_loss_per_horizon_and_seed_and_full_horizon_equals_vanill
     assert by["15"]["loss_per_seed"] == by["inf"]["loss_per_seed"]
     assert by["0"]["loss_per_seed"] != by["inf"]["loss_per_seed"]
     assert "2 per attention hop, up to 4 back through 2 layers" == by["2"]["reach"]
+    draw(res, tmp_path / "h")  # figures come from the result, in report/
     assert "per attention hop" in data["note"] and (tmp_path / "h" / "horizon.png").stat().st_size > 0
 
 

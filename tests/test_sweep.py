@@ -11,6 +11,7 @@ import torch
 from myopia.measures.sweep import (
     bootstrap_multipliers, compute_sweep, fit_and_multiplier, fit_power_law, multiplier, size_shape, token_budget,
 )
+from myopia.report.figures import draw
 
 COMPUTE = np.array([1e9, 4e9, 1.6e10, 6.4e10])
 
@@ -83,6 +84,7 @@ def test_tiny_sweep_writes_results_resumes_and_never_overwrites(tmp_path):
     assert set(cm) >= {"value", "ci95", "extrapolated"}
     if cm["value"] is not None:
         assert cm["extrapolated"] == (not small["compute"] <= cm["value"] * large["compute"] <= large["compute"])
+    draw(r, out)  # figures come from the result, in report/
     for name in ("loss_vs_compute.png", "gap_vs_size.png", "multiplier.png"):
         assert (out / name).stat().st_size > 1000
 

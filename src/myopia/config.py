@@ -38,17 +38,28 @@ def _parse_bool(s: str) -> bool:
 
 
 def add_dataclass_args(
-    parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = (), title: str | None = None, dest_prefix: str = ""
+    parser: argparse.ArgumentParser,
+    cls,
+    *,
+    skip: tuple[str, ...] = (),
+    title: str | None = None,
+    dest_prefix: str = "",
+    defaults: dict | None = None,
 ) -> None:
     """Add ``--field-name`` for each field of dataclass ``cls`` (default None = keep the
-    dataclass default, so an explicit config file is not overridden by CLI defaults)."""
+    dataclass default, so an explicit config file is not overridden by CLI defaults).
+
+    ``defaults``: the values the command really uses where they differ from the dataclass's
+    own (a preset); the help text states them, so help never disagrees with behaviour."""
     group = parser.add_argument_group(title or cls.__name__)
     comments = field_comments(cls)
+    defaults = defaults or {}
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
-        default = f.default if f.default is not dataclasses.MISSING else None
-        kind = type(default) if default is not None else str
+        own = f.default if f.default is not dataclasses.MISSING else None
+        kind = type(own) if own is not None else str
+        default = defaults.get(f.name, own)
         conv = _parse_bool if kind is bool else kind
         help_text = comments.get(f.name, "")
         group.add_argument(

@@ -65,10 +65,6 @@ class GradientPolicy:
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def vanilla(cls) -> "GradientPolicy":
-        return cls()
-
-    @classmethod
     def myopic(cls, detach: str = "kv") -> "GradientPolicy":
         return cls(horizon=0, detach=detach)
 

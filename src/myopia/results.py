@@ -70,14 +70,19 @@ def provenance() -> dict:
     }
 
 
+NO_INTERVAL_ONE_VALUE = "one value (one seed): no interval"
+
+
 def mean_ci95(values: list[float]) -> dict:
-    """Mean and a two-sided 95% Student-t interval over independent values (seeds)."""
+    """Mean and a two-sided 95% Student-t interval over independent values (seeds).
+
+    With a single value there is no interval: ``ci95`` is None and ``note`` says why."""
     n = len(values)
     if n == 0:
         raise ValueError("mean_ci95 needs at least one value")
     mean = sum(values) / n
-    if n == 1:
-        return {"mean": mean, "ci95": [float("nan"), float("nan")], "n": 1, "std": float("nan")}
+    if n == 1:  # strict JSON: no NaN; the reason travels with the missing interval
+        return {"mean": mean, "ci95": None, "n": 1, "std": None, "note": NO_INTERVAL_ONE_VALUE}
     from scipy.stats import t
 
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
@@ -85,24 +90,39 @@ def mean_ci95(values: list[float]) -> dict:
     return {"mean": mean, "ci95": [mean - half, mean + half], "n": n, "std": std}
 
 
+def format_ci(stat: dict, fmt: str = "+.4f") -> str:
+    """``[lo, hi]`` of a :func:`mean_ci95` result, or the reason there is none — one
+    convention for every table."""
+    if stat.get("ci95") is None:
+        return f"[no interval: {stat.get('note') or 'n/a'}]"
+    lo, hi = stat["ci95"]
+    return f"[{lo:{fmt}}, {hi:{fmt}}]"
+
+
 def write_config(out: Path, config: dict) -> None:
     """Write ``out/config.json``; a resumed directory must have been started with the same config."""
     path = Path(out) / "config.json"
     if path.exists():
         old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(config, default=_jsonable)):
+        new = json.loads(json.dumps(config, default=_jsonable))
+        if old != new:
+            if isinstance(old, dict) and old.get("measure") != new.get("measure"):
+                what = f"a {old.get('measure', 'different')} measurement, not {new.get('measure')}"
+            else:
+                keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                what = f"a measurement made with a different config (differs in: {', '.join(keys)})"
             raise ValueError(
-                f"{path.parent} holds a measurement made with a different config; "
-                f"use another --out, or --overwrite to replace it"
+                f"{path.parent} holds {what}; rerun with the same settings to resume it, use another --out, "
+                f"or --overwrite to replace it"
             )
     atomic_write_json(path, config)
 
 
-class OutputDirExists(FileExistsError):
-    pass
+class OutputDirExists(FileExistsError, ValueError):
+    """An output path that may not be written: exists, is a file, or holds something else."""
 
 
-def prepare_out_dir(out: str | Path, *, resume: bool, overwrite: bool, marker: str = "results.json") -> Path:
+def prepare_out_dir(out: str | Path, *, resume: bool, overwrite: bool, measure: str = "measurement") -> Path:
     """Create ``out``; refuse to touch an existing non-empty one unless told to.
 
     ``resume``: keep what is there (finished runs are reused, unfinished ones continue).
@@ -116,6 +136,10 @@ def prepare_out_dir(out: str | Path, *, resume: bool, overwrite: bool, marker: s
     if out.exists() and any(out.iterdir()):
         if overwrite:
             shutil.rmtree(out)
+        elif resume and not (out / "config.json").exists():
+            raise OutputDirExists(
+                f"{out} is not empty and holds no {measure} (no config.json); choose another --out"
+            )
         elif not resume:
             raise OutputDirExists(
                 f"output directory {out} already exists and is not empty; pass --resume to continue it "

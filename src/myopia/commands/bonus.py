@@ -7,10 +7,10 @@ import argparse
 from myopia.commands.common import add_run_args
 from myopia.config import add_dataclass_args, dataclass_overrides
 from myopia.measures.bonus import INITS, load_theta0, local_myopia_bonus
+from myopia.presets import BONUS_TRAIN
+from myopia.report.figures import draw
+from myopia.results import format_ci
 from myopia.train import TrainConfig
-
-BONUS_TRAIN = dict(steps=200, batch_size=16, lr=1e-4, warmup_steps=10, eval_every=50, checkpoint_every=100,
-                   test_batches=16)
 
 
 def add_cli(sub) -> None:
@@ -19,12 +19,14 @@ def add_cli(sub) -> None:
         help="local myopia bonus of a trained model (HF model directory or a `myopia gap` run)",
         description="Freeze the model θ0 as the source of everything the past provides, train a copy φ for each "
         "position's own loss, and report base_loss L(θ0), bonus_loss L(φ*) and bonus = L(θ0) - L(φ*) with a "
-        "95%% CI over held-out batches; writes results.json and bonus.png.",
+        "95% CI over held-out batches; writes results.json and bonus.png.",
     )
     p.add_argument("model_pos", nargs="?", metavar="MODEL", help="same as --model")
     p.add_argument("data_pos", nargs="?", metavar="DATA", help="same as --data")
     p.add_argument("--model", help="an HF model directory, or a `myopia gap` run (OUT/runs/vanilla-seed0)")
     p.add_argument("--data", help="text file (.txt/.jsonl/...) tokenized by the model's tokenizer")
+    p.add_argument("--tokenizer", default=None,
+                   help="tokenizer of --data: byte, bpe, or a model directory (default: the model's own)")
     p.add_argument("--seq-len", type=int, default=None, help="tokens per context (default: 64, or the run's)")
     p.add_argument("--detach", default="kv", help="variant(s), comma separated: kv (strict, default), hidden")
     p.add_argument("--init", default="theta0", choices=INITS, help="start φ at θ0 (default) or from scratch")
@@ -35,7 +37,7 @@ def add_cli(sub) -> None:
     g.add_argument("--resume", action="store_true", help="continue an existing output directory")
     g.add_argument("--overwrite", action="store_true", help="delete an existing output directory first")
     add_run_args(p, workers=False)
-    add_dataclass_args(p, TrainConfig, title="training of φ", dest_prefix="train_")
+    add_dataclass_args(p, TrainConfig, title="training of φ", dest_prefix="train_", defaults=BONUS_TRAIN)
     p.set_defaults(func=run)
 
 
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if model is None:
         raise ValueError("give the model: myopia bonus --model PATH --data FILE")
     theta0, task, info, spec = load_theta0(
-        model, data=data, seq_len=args.seq_len, trust_remote_code=args.trust_remote_code
+        model, data=data, seq_len=args.seq_len, tokenizer=args.tokenizer, trust_remote_code=args.trust_remote_code
     )
     train = TrainConfig(**{**BONUS_TRAIN, **dataclass_overrides(args, TrainConfig, "train_")})
     r = local_myopia_bonus(
@@ -53,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out, model_info=info, model_spec=spec, resume=args.resume, overwrite=args.overwrite,
         progress=not args.no_progress,
     )
+    draw(r, args.out)
     print(f"{'variant':<16}{'L(θ0)':>10}{'L(φ*)':>10}  bonus [95% CI over {r.bonus['n']} held-out batches]")
     for var in r.variants.values():
-        lo, hi = var["bonus"]["ci95"]
         print(f"{var['policy']:<16}{r.base_loss:>10.4f}{var['bonus_loss']:>10.4f}  "
-              f"{var['bonus']['mean']:+.4f} [{lo:+.4f}, {hi:+.4f}]")
+              f"{var['bonus']['mean']:+.4f} {format_ci(var['bonus'])}")
     print(f"results: {args.out}/results.json   plot: {args.out}/bonus.png")
     return 0

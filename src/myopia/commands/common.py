@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 
 from myopia.config import add_dataclass_args, dataclass_overrides, load_config_file
+from myopia.data import TASK_NAMES
 from myopia.data.synthetic import WindowSumTask
 from myopia.model import GPTConfig
+from myopia.presets import DEFAULT_MODEL
 from myopia.train import TrainConfig
 
 MODEL_FIELDS_SKIP = ("block_size", "vocab_size", "n_in", "n_out")
@@ -28,12 +30,16 @@ def add_run_args(p: argparse.ArgumentParser, *, workers: bool = True) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
 
 
-def add_training_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", default=None, help="task name (default: precache); see `myopia tasks`")
+def add_training_args(p: argparse.ArgumentParser, train_preset: dict) -> None:
+    """Task, built-in GPT and training flags; the help states the defaults the command
+    uses (``train_preset`` and :data:`myopia.presets.DEFAULT_MODEL`)."""
+    p.add_argument("--task", default=None, metavar="TASK",
+                   help=f"task: {', '.join(TASK_NAMES)} (default: precache; --data implies text)")
     add_dataclass_args(p, WindowSumTask, skip=("name", "seed"), title="synthetic task", dest_prefix="task_")
     add_text_args(p)
-    add_dataclass_args(p, GPTConfig, skip=MODEL_FIELDS_SKIP, title="built-in GPT", dest_prefix="model_")
-    add_dataclass_args(p, TrainConfig, title="training", dest_prefix="train_")
+    add_dataclass_args(p, GPTConfig, skip=MODEL_FIELDS_SKIP, title="built-in GPT", dest_prefix="model_",
+                       defaults=DEFAULT_MODEL)
+    add_dataclass_args(p, TrainConfig, title="training", dest_prefix="train_", defaults=train_preset)
 
 
 TEXT_FLAGS = ("data", "tokenizer", "vocab_size", "field")

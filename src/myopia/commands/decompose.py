@@ -7,8 +7,8 @@ import math
 
 from myopia.commands.common import add_run_args, add_training_args, format_table, training_settings
 from myopia.measures.decompose import decompose_gradients
-
-DECOMPOSE_TRAIN = dict(steps=1500, batch_size=32, lr=3e-3, warmup_steps=50, eval_every=250, test_batches=16, track_gradients_every=50)
+from myopia.presets import DECOMPOSE_TRAIN
+from myopia.report.figures import draw
 
 
 def add_cli(sub) -> None:
@@ -33,7 +33,7 @@ def add_cli(sub) -> None:
     g.add_argument("--resume", action="store_true", help="continue an existing output directory")
     g.add_argument("--overwrite", action="store_true", help="delete an existing output directory first")
     add_run_args(p, workers=False)
-    add_training_args(p)
+    add_training_args(p, DECOMPOSE_TRAIN)
     p.set_defaults(func=run)
 
 
@@ -58,17 +58,15 @@ def run(args: argparse.Namespace) -> int:
         context_lengths=parse_lengths(args.context_lengths), profile=not args.no_profile,
         out_dir=args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
     )
-    print(format_splitformat_table(result))
+    paths = draw(result, args.out)
+    print(format_split_table(result))
     if result.profile:
         print()
-        print(format_profileformat_table(result))
+        print(format_profile_table(result))
     if result.context_lengths:
         print()
-        print(format_contextformat_table(result.context_lengths))
-    files = ["results.json", "decompose.png"]
-    files += ["context_lengths.png"] if result.context_lengths else []
-    files += ["gradient_tracking.png"] if result.gradient_tracking else []
-    print(f"\nwritten to {args.out}: " + ", ".join(files))
+        print(format_context_table(result.context_lengths))
+    print(f"\nwritten to {args.out}: " + ", ".join(["results.json", *(p.name for p in paths)]))
     return 0
 
 
@@ -76,7 +74,7 @@ def _f(v: float, fmt: str) -> str:
     return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
 
-def format_splitformat_table(result) -> str:
+def format_split_table(result) -> str:
     rows = [("group", "params", "‖G‖²", "myopic share", "future share", "‖F‖²/(‖G0‖²+‖F‖²)", "cos(G0,F)")]
     for g, s in result.split.items():
         rows.append((
@@ -88,7 +86,7 @@ def format_splitformat_table(result) -> str:
     return head + "\n" + format_table(rows)
 
 
-def format_profileformat_table(result) -> str:
+def format_profile_table(result) -> str:
     groups = [g for g in ("all:W_Q", "all:W_K", "all:W_V", "all:W_K+W_V", "all:W_O", "all:MLP", "embeddings", "head", "total") if g in result.profile]
     rows = [("τ", *[g.replace("all:", "") for g in groups])]
     for b, label in enumerate(result.offsets):
@@ -106,7 +104,7 @@ def format_profileformat_table(result) -> str:
             f"G(0) vs myopic {check['g0_vs_myopic']:.1e})\n" + format_table(rows))
 
 
-def format_contextformat_table(rows: list[dict]) -> str:
+def format_context_table(rows: list[dict]) -> str:
     out = [("N", "W_K+W_V future share", "‖F‖/‖G0‖", "cos(G0,F)", "per layer", "(N−1)/(N+1)")]
     for r in rows:
         layers = " ".join(f"{h}:{v:+.2f}" for h, v in r["kv_future_share_per_layer"].items())

@@ -3,9 +3,10 @@
 Trains vanilla and myopic built-in GPTs on the ``precache`` task (pre-caching is
 necessary: vanilla learns, myopic cannot), on its ``breadcrumbs`` control (the feature
 helps the present too) and on the built-in text corpus (stdlib docstrings, byte tokens),
-for 3 seeds each, and prints the table of gaps. Myopic training
-is run in both variants: ``hidden`` (the paper's: past attention inputs detached, W_K/W_V
-still learn from later losses) and ``kv`` (strict: past keys/values are constants).
+for 3 seeds each, and prints the table of gaps. Myopic training is run in both variants:
+``hidden`` (the paper's: past attention inputs detached, W_K/W_V still learn from later
+losses) and ``kv`` (strict: past keys/values are constants). Every setting is a preset in
+:mod:`myopia.presets`.
 """
 
 from __future__ import annotations
@@ -16,28 +17,26 @@ from pathlib import Path
 
 from myopia.commands.common import add_run_args
 from myopia.commands.gap import format_gap_table
-from myopia.measures.gap import DEFAULT_MODEL, myopia_gap
+from myopia.measures.gap import myopia_gap
+from myopia.presets import DEFAULT_MODEL, DEMO_DETACH, DEMO_SEEDS, DEMO_TASKS, DEMO_TEXT_TASK, SYNTHETIC_TRAIN, TEXT_TRAIN
+from myopia.report.figures import draw
 from myopia.train import TrainConfig
-
-DEMO_TRAIN = dict(steps=1500, batch_size=32, lr=6e-3, warmup_steps=50, eval_every=250, test_batches=16)
-DEMO_TASKS = ("precache", "breadcrumbs")
-DEMO_DETACH = ("hidden", "kv")
-# The built-in text corpus (stdlib docstrings, bytes, 64-token contexts) at a size that keeps
-# the whole demo within a few minutes on 2 cores: ~140k parameters, 300 steps (~0.6M tokens).
-DEMO_TEXT_TASK = {"name": "text", "seq_len": 64}
-DEMO_TEXT_TRAIN = dict(steps=300, batch_size=32, lr=3e-3, warmup_steps=30, eval_every=100, test_batches=16)
 
 
 def add_cli(sub) -> None:
     p = sub.add_parser(
         "demo",
-        help="the default experiment: myopia gaps on synthetic tasks (a few minutes on a CPU)",
-        description="Train vanilla and myopic models on the precache task and its breadcrumbs control "
-        "and print the myopia gaps. Reruns reuse finished runs in --out.",
+        help="the default experiment: myopia gaps on synthetic tasks and the built-in corpus (minutes on a CPU)",
+        description="Train vanilla and myopic models (both myopic variants) on the precache task, its breadcrumbs "
+        "control and the built-in text corpus, print the myopia gaps and write report.html. Reruns reuse finished "
+        "runs in --out.",
     )
     p.add_argument("--out", default="myopia-demo", help="output directory (default: myopia-demo)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per task (default: 3)")
-    p.add_argument("--steps", type=int, default=DEMO_TRAIN["steps"], help=f"training steps per model (default: {DEMO_TRAIN['steps']})")
+    p.add_argument("--seeds", type=int, default=DEMO_SEEDS, help=f"seeds per task (default: {DEMO_SEEDS})")
+    p.add_argument("--steps", type=int, default=SYNTHETIC_TRAIN["steps"],
+                   help=f"training steps per model on the synthetic tasks (default: {SYNTHETIC_TRAIN['steps']})")
+    p.add_argument("--text-steps", type=int, default=TEXT_TRAIN["steps"],
+                   help=f"training steps per model on the text corpus (default: {TEXT_TRAIN['steps']})")
     p.add_argument("--no-text", action="store_true", help="skip the built-in text corpus row")
     p.add_argument("--overwrite", action="store_true", help="delete --out first instead of reusing finished runs")
     add_run_args(p)
@@ -48,27 +47,25 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     out = Path(args.out)
-    train = TrainConfig(**{**DEMO_TRAIN, "steps": args.steps})
+    rows = [(task, task, TrainConfig(**{**SYNTHETIC_TRAIN, "steps": args.steps})) for task in DEMO_TASKS]
+    if not args.no_text:
+        rows.append((DEMO_TEXT_TASK, "text", TrainConfig(**{**TEXT_TRAIN, "steps": args.text_steps})))
     t0 = time.perf_counter()
     results = []
-    for task in DEMO_TASKS:
-        results.append(myopia_gap(
+    for task, name, train in rows:
+        result = myopia_gap(
             task, model=DEFAULT_MODEL, train=train, seeds=args.seeds, detach=list(DEMO_DETACH),
-            out_dir=out / task, resume=not args.overwrite, overwrite=args.overwrite,
+            out_dir=out / name, resume=not args.overwrite, overwrite=args.overwrite,
             workers=args.workers, progress=not args.no_progress,
-        ))
-    if not args.no_text:
-        results.append(myopia_gap(
-            DEMO_TEXT_TASK, model=DEFAULT_MODEL, train=TrainConfig(**DEMO_TEXT_TRAIN), seeds=args.seeds,
-            detach=list(DEMO_DETACH), out_dir=out / "text", resume=not args.overwrite, overwrite=args.overwrite,
-            workers=args.workers, progress=not args.no_progress,
-        ))
+        )
+        draw(result, out / name)
+        results.append(result)
     from myopia.report.html import build_report
 
     report = build_report(out)
     print()
     print(format_gap_table(results))
     print(f"\nwall time {time.perf_counter() - t0:.0f} s; results: " + ", ".join(
-        f"{out / t}/results.json" for t in DEMO_TASKS + (() if args.no_text else ("text",))))
+        f"{out / name}/results.json" for _, name, _ in rows))
     print(f"report (every plot and number): {report}")
     return 0

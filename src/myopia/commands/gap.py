@@ -6,7 +6,10 @@ import argparse
 
 from myopia.commands.common import add_output_args, add_training_args, format_table, training_settings
 from myopia.commands.hf_model import add_hf_model_args, apply_hf_model, hf_train_defaults
-from myopia.measures.gap import DEFAULT_MODEL, myopia_gap
+from myopia.measures.gap import myopia_gap
+from myopia.presets import SYNTHETIC_TRAIN
+from myopia.report.figures import draw
+from myopia.results import format_ci
 
 
 def add_cli(sub) -> None:
@@ -14,13 +17,13 @@ def add_cli(sub) -> None:
         "gap",
         help="train vanilla and myopic models, report the myopia gap",
         description="Train vanilla and myopic models from the same initialisation and data order for "
-        "several seeds; write results.json (per-seed losses, gap with 95%% CI, per-position gap) and gap.png.",
+        "several seeds; write results.json (per-seed losses, gap with 95% CI, per-position gap) and gap.png.",
     )
     p.add_argument("config", nargs="?", help="optional JSON config file with task/model/train sections")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 3)")
     p.add_argument("--detach", default=None, help="myopic variant(s), comma separated: kv (strict, default), hidden")
     add_output_args(p, "runs/gap")
-    add_training_args(p)
+    add_training_args(p, SYNTHETIC_TRAIN)
     add_hf_model_args(p)
     p.set_defaults(func=run)
 
@@ -32,13 +35,12 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(seeds, int) and seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     detach = args.detach.split(",") if args.detach else file.get("detach", ["kv"])
-    if model.get("kind") != "hf":
-        model = {**DEFAULT_MODEL, **model}
     result = myopia_gap(
         task, model=model, train=train, seeds=seeds, detach=detach,
         out_dir=args.out, resume=args.resume, overwrite=args.overwrite, workers=args.workers,
         progress=not args.no_progress,
     )
+    draw(result, args.out)
     print(format_gap_table([result]))
     if result.token_gaps.get("largest"):
         print("next tokens with the largest gap: " + ", ".join(
@@ -52,13 +54,12 @@ def format_gap_table(results: list) -> str:
     rows = [("task", "policy", "vanilla", "myopic", "trivial", "gap [95% CI]")]
     for r in results:
         van = sum(r.vanilla_loss) / len(r.vanilla_loss)
-        for d, var in r.variants.items():
+        for var in r.variants.values():
             myo = sum(var["myopic_loss"]) / len(var["myopic_loss"])
             g = var["gap"]
-            lo, hi = g["ci95"]
             rows.append((
                 r.task.get("name", "?"), var["policy"],
                 f"{van:.4f} ({r.relative(van):.0%})", f"{myo:.4f} ({r.relative(myo):.0%})",
-                f"{r.trivial_loss:.4f}", f"{g['mean']:+.4f} [{lo:+.4f}, {hi:+.4f}]",
+                f"{r.trivial_loss:.4f}", f"{g['mean']:+.4f} {format_ci(g)}",
             ))
     return format_table(rows) + "\n(loss as mean over seeds; in brackets: share of the trivial loss)"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 
 from myopia.commands.common import add_output_args, add_training_args, format_table, training_settings
-from myopia.commands.demo import DEMO_TRAIN
 from myopia.measures.horizon import DEFAULT_HORIZONS, horizon_curve
+from myopia.presets import SYNTHETIC_TRAIN
+from myopia.report.figures import draw
+from myopia.results import format_ci
 
 
 def add_cli(sub) -> None:
@@ -24,12 +26,12 @@ def add_cli(sub) -> None:
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 3)")
     p.add_argument("--detach", default="kv", help="what an off-horizon key/value is: kv (strict, default) or hidden")
     add_output_args(p, "runs/horizon")
-    add_training_args(p)
+    add_training_args(p, SYNTHETIC_TRAIN)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    task, model, train, file = training_settings(args, defaults={"train": DEMO_TRAIN})
+    task, model, train, file = training_settings(args, defaults={"train": SYNTHETIC_TRAIN})
     seeds = args.seeds if args.seeds is not None else file.get("seeds", 3)
     if isinstance(seeds, int) and seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out, resume=args.resume, overwrite=args.overwrite, workers=args.workers,
         progress=not args.no_progress,
     )
+    draw(result, args.out)
     print(format_horizon_table(result))
     print(f"results: {args.out}/results.json   plot: {args.out}/horizon.png")
     return 0
@@ -47,8 +50,7 @@ def format_horizon_table(result) -> str:
     rows = [("horizon", "reach of a loss at j", "loss mean [95% CI]", "/ trivial", "per seed")]
     for r in result.horizons:
         s = r["loss"]
-        ci = "" if s["n"] < 2 else f" [{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]"
-        rows.append((r["horizon"], r["reach"], f"{s['mean']:.4f}{ci}", f"{r['relative_to_trivial']:.0%}",
+        rows.append((r["horizon"], r["reach"], f"{s['mean']:.4f} {format_ci(s, '.4f')}", f"{r['relative_to_trivial']:.0%}",
                      " ".join(f"{v:.4f}" for v in r["loss_per_seed"])))
     name = result.task.get("name", "task")
     return (f"{name}: held-out loss vs gradient horizon (trivial predictor {result.trivial_loss:.4f}; "

@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 
 from myopia.commands.common import add_run_args, add_text_args, format_table, text_overrides
-from myopia.measures.sweep import (
-    DEFAULT_SIZES, DEFAULT_TOKEN_EXPONENT, DEFAULT_TOKENS, DEFAULT_TRAIN, LARGER_SIZES, compute_sweep,
-)
+from myopia.measures.sweep import DEFAULT_SIZES, DEFAULT_TOKEN_EXPONENT, DEFAULT_TOKENS, LARGER_SIZES, compute_sweep
+from myopia.presets import SWEEP_TRAIN
+from myopia.report.figures import draw
+from myopia.results import format_ci
 
 
 def add_cli(sub) -> None:
@@ -33,8 +34,10 @@ def add_cli(sub) -> None:
     p.add_argument("--seq-len", dest="task_seq_len", type=int, default=None, help="context length (default: 64)")
     add_text_args(p)
     p.add_argument("--detach", default="kv", help="myopic variant: kv (strict, default) or hidden")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_TRAIN["batch_size"], help="sequences per step (default: 32)")
-    p.add_argument("--lr", type=float, default=DEFAULT_TRAIN["lr"], help="peak learning rate (default: 0.003)")
+    p.add_argument("--batch-size", type=int, default=SWEEP_TRAIN["batch_size"],
+                   help=f"sequences per step (default: {SWEEP_TRAIN['batch_size']})")
+    p.add_argument("--lr", type=float, default=SWEEP_TRAIN["lr"],
+                   help=f"peak learning rate (default: {SWEEP_TRAIN['lr']})")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     add_run_args(p)
     p.set_defaults(func=run)
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         train={"batch_size": args.batch_size, "lr": args.lr, "device": args.device}, detach=args.detach,
         out_dir=args.out, workers=args.workers, progress=not args.no_progress,
     )
+    draw(r, args.out)
     print()
     print(format_sweep_table(r))
     print(f"\nresults: {args.out}/results.json   plots: {args.out}/loss_vs_compute.png, gap_vs_size.png, multiplier.png")
@@ -61,10 +65,9 @@ def run(args: argparse.Namespace) -> int:
 def format_sweep_table(r) -> str:
     rows = [("size", "params", "tokens", "compute", "vanilla", "myopic", "gap [95% CI]")]
     for s in r.sizes:
-        lo, hi = s["gap"]["ci95"]
         rows.append((s["size"], f"{s['params']:,}", f"{s['tokens']:,}", f"{s['compute']:.2e}",
                      f"{s['vanilla']['mean']:.4f}", f"{s['myopic']['mean']:.4f}",
-                     f"{s['gap']['mean']:+.4f} [{lo:+.4f}, {hi:+.4f}]"))
+                     f"{s['gap']['mean']:+.4f} {format_ci(s['gap'])}"))
     cm = r.compute_multiplier
     if cm["value"] is None:
         k = "compute multiplier: undefined (the myopic loss does not fall with compute in this range)"

@@ -1,13 +1,16 @@
-"""Measures: each a function that describes its training runs, calls the training loop
-through :mod:`myopia.runs`, and returns a typed result that also lands in results.json."""
+"""Measures: each a function that says which training runs it needs and how to summarise
+them; :mod:`myopia.measures.scaffold` does the rest (output directory, config check,
+training, provenance, results.json). Figures are drawn by :mod:`myopia.report`."""
 
 from myopia.measures.decompose import DecomposeResult, decompose_gradients
 from myopia.measures.bonus import BonusResult, local_myopia_bonus
 from myopia.measures.gap import GapResult, myopia_gap
 from myopia.measures.horizon import HorizonResult, horizon_curve
+from myopia.measures.scaffold import MeasureResult, run_measure
+from myopia.measures.sweep import SweepResult, compute_sweep
 
 __all__ = [
     "local_myopia_bonus", "BonusResult",
     "myopia_gap", "GapResult", "decompose_gradients", "DecomposeResult",
-    "horizon_curve", "HorizonResult",
+    "horizon_curve", "HorizonResult", "compute_sweep", "SweepResult", "MeasureResult", "run_measure",
 ]

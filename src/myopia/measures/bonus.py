@@ -24,22 +24,26 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 from myopia.data import make_task
+from myopia.measures.scaffold import MeasureResult, as_detach, run_measure, trivial_loss
 from myopia.policy import GradientPolicy
-from myopia.results import atomic_write_json, mean_ci95, prepare_out_dir, provenance, write_config
+from myopia.presets import BONUS_TRAIN
+from myopia.results import mean_ci95
 from myopia.train import TrainConfig, default_forward, evaluate, train
 
 INITS = ("theta0", "scratch")
 
 
 @dataclass
-class BonusResult:
+class BonusResult(MeasureResult):
+    measure = "bonus"
+
     task: dict
     model: dict  # how θ0 was obtained
     train: dict
@@ -57,10 +61,6 @@ class BonusResult:
     trivial_loss: float
     variants: dict = field(default_factory=dict)  # detach -> {"policy", "bonus_loss", "bonus", ...}
     curves: dict = field(default_factory=dict)  # run key -> [{"step", "train_loss", "val_loss"?}]
-    provenance: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def frozen_past_forward(theta0: nn.Module):
@@ -108,8 +108,9 @@ def local_myopia_bonus(
 ) -> BonusResult:
     """Measure the local myopia bonus of ``theta0`` on ``task`` (an object or make_task kwargs).
 
-    Writes ``results.json``, ``config.json`` and ``bonus.png`` to ``out_dir``; φ's run keeps a
-    checkpoint under ``out_dir/runs/``, so ``resume=True`` continues a killed measurement.
+    ``train_cfg`` defaults to :data:`myopia.presets.BONUS_TRAIN`, the same as ``myopia bonus``.
+    Writes ``results.json`` and ``config.json`` to ``out_dir``; φ's run keeps a checkpoint
+    under ``out_dir/runs/``, so ``resume=True`` continues a killed measurement.
     """
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; use one of {', '.join(INITS)}")
@@ -119,96 +120,67 @@ def local_myopia_bonus(
             raise ValueError(
                 f"tokenizer/model mismatch: the task has {task.vocab_size} token ids, the model's head {theta0.vocab_size}"
             )
-    train_cfg = train_cfg or TrainConfig()
-    detach = [detach] if isinstance(detach, str) else list(detach)
-    policies = [GradientPolicy(horizon=0, detach=d) for d in detach]  # validates the names
-    out = prepare_out_dir(out_dir, resume=resume, overwrite=overwrite)
-    config = {"measure": "bonus", "task": task.to_dict(), "model": model_info or {}, "train": train_cfg.to_dict(),
-              "detach": detach, "init": init, "seed": seed}
-    write_config(out, config)
+    train_cfg = train_cfg or TrainConfig(**BONUS_TRAIN)
+    detach = as_detach(detach)
+    policies = [GradientPolicy(horizon=0, detach=d) for d in detach]
 
-    device = train_cfg.device
-    ref = copy.deepcopy(theta0).to(device)
-    ref.requires_grad_(False)
-    ref.eval()
-    nb, bs = train_cfg.test_batches, train_cfg.batch_size
+    def summarize(_runs, out: Path) -> BonusResult:
+        device = train_cfg.device
+        ref = copy.deepcopy(theta0).to(device)
+        ref.requires_grad_(False)
+        ref.eval()
+        nb, bs = train_cfg.test_batches, train_cfg.batch_size
+        base_batches, base_pos = per_batch_losses(ref, task, default_forward, GradientPolicy(), batches=nb,
+                                                  batch_size=bs, device=device)
+        forward = frozen_past_forward(ref)
+        variants, curves = {}, {}
+        for d, pol in zip(detach, policies):
+            if init == "theta0":
+                phi = copy.deepcopy(theta0)
+                phi.requires_grad_(True)
+            else:
+                phi = _fresh_like(theta0, model_spec, task, seed)
+            key = f"bonus-{pol.name}"
+            run = train(phi, task, pol, train_cfg, seed=seed, out_dir=out / "runs" / key, progress=progress,
+                        forward_fn=forward, desc=key)
+            phi_batches, phi_pos = per_batch_losses(phi, task, forward, pol, batches=nb, batch_size=bs, device=device)
+            diff = [b - p for b, p in zip(base_batches, phi_batches)]
+            variants[d] = {
+                "policy": pol.name,
+                "bonus_loss": sum(phi_batches) / nb,
+                "bonus": mean_ci95(diff),
+                "bonus_per_batch": diff,
+                "bonus_loss_per_position": phi_pos,
+                "per_position_bonus": [b - p for b, p in zip(base_pos, phi_pos)],
+            }
+            curves[key] = run.curve
+        triv, _ = trivial_loss(task, nb, bs)
+        head = variants[detach[0]]
+        return BonusResult(
+            task=task.to_dict(), model=model_info or {}, train=train_cfg.to_dict(), detach=detach, init=init,
+            seed=seed, base_loss=sum(base_batches) / nb, bonus_loss=head["bonus_loss"], bonus=head["bonus"],
+            base_loss_per_position=base_pos, bonus_loss_per_position=head["bonus_loss_per_position"],
+            per_position_bonus=head["per_position_bonus"], base_loss_per_batch=base_batches,
+            bonus_per_batch=head["bonus_per_batch"], trivial_loss=triv, variants=variants, curves=curves,
+        )
 
-    base_batches, base_pos = per_batch_losses(ref, task, default_forward, GradientPolicy(), batches=nb, batch_size=bs, device=device)
-    forward = frozen_past_forward(ref)
-    variants, curves = {}, {}
-    for d, pol in zip(detach, policies):
-        if init == "theta0":
-            phi = copy.deepcopy(theta0)
-            phi.requires_grad_(True)
-        else:
-            phi = _fresh_like(theta0, model_spec, task, seed)
-        key = f"bonus-{pol.name}"
-        run = train(phi, task, pol, train_cfg, seed=seed, out_dir=out / "runs" / key, progress=progress,
-                    forward_fn=forward, desc=key)
-        phi_batches, phi_pos = per_batch_losses(phi, task, forward, pol, batches=nb, batch_size=bs, device=device)
-        diff = [b - p for b, p in zip(base_batches, phi_batches)]
-        variants[d] = {
-            "policy": pol.name,
-            "bonus_loss": sum(phi_batches) / nb,
-            "bonus": mean_ci95(diff),
-            "bonus_per_batch": diff,
-            "bonus_loss_per_position": phi_pos,
-            "per_position_bonus": [b - p for b, p in zip(base_pos, phi_pos)],
-        }
-        curves[key] = run.curve
-    from myopia.measures.gap import trivial_loss
-
-    triv, _ = trivial_loss(task, nb, bs)
-    head = variants[detach[0]]
-    result = BonusResult(
-        task=task.to_dict(), model=model_info or {}, train=train_cfg.to_dict(), detach=detach, init=init, seed=seed,
-        base_loss=sum(base_batches) / nb, bonus_loss=head["bonus_loss"], bonus=head["bonus"],
-        base_loss_per_position=base_pos, bonus_loss_per_position=head["bonus_loss_per_position"],
-        per_position_bonus=head["per_position_bonus"], base_loss_per_batch=base_batches,
-        bonus_per_batch=head["bonus_per_batch"], trivial_loss=triv, variants=variants, curves=curves,
-        provenance=provenance(),
-    )
-    atomic_write_json(out / "results.json", result.to_dict())
-    plot_bonus(result, out / "bonus.png")
-    return result
-
-
-def plot_bonus(result: BonusResult, path: str | Path) -> Path:
-    """Left: φ's held-out loss during training against L(θ0). Right: bonus per position."""
-    from myopia.report.plots import plt, save_figure
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for key, curve in result.curves.items():
-        pts = [(r["step"], r["val_loss"]) for r in curve if "val_loss" in r]
-        tr = [(r["step"], r["train_loss"]) for r in curve]
-        if tr:
-            ax1.plot(*zip(*tr), alpha=0.35, label=f"{key} (train)")
-        if pts:
-            ax1.plot(*zip(*pts), marker="o", label=f"{key} (held-out)")
-    ax1.axhline(result.base_loss, color="k", ls="--", lw=1, label="L(θ0)")
-    ax1.set_xlabel("step")
-    ax1.set_ylabel("loss")
-    ax1.set_title(f"local myopia bonus: φ trained from {result.init}")
-    ax1.legend(fontsize=8)
-    for d, var in result.variants.items():
-        ax2.plot(var["per_position_bonus"], label=f"{var['policy']}: {var['bonus']['mean']:+.4f}")
-    ax2.axhline(0, color="k", lw=0.8)
-    ax2.set_xlabel("position")
-    ax2.set_ylabel("L(θ0) - L(φ*)")
-    ax2.set_title("bonus per position (held-out)")
-    ax2.legend(fontsize=8)
-    return save_figure(fig, path)
+    config = {"task": task.to_dict(), "model": model_info or {}, "train": train_cfg.to_dict(), "detach": detach,
+              "init": init, "seed": seed}
+    return run_measure("bonus", config, specs=[], summarize=summarize, out_dir=out_dir, resume=resume,
+                       overwrite=overwrite, progress=progress)
 
 
 # ---------------------------------------------------------------------- loading θ0
 def load_theta0(model: str | Path, *, data: str | None = None, seq_len: int | None = None,
+                tokenizer: str | None = None,
                 trust_remote_code: bool = False) -> tuple[nn.Module, dict, dict, dict | None]:
     """(θ0, task spec, model info, model spec) from an HF model directory or a myopia checkpoint.
 
     ``model`` is either a Hugging Face model directory (``config.json`` with a ``model_type``;
-    the task is ``data`` tokenized by the model's tokenizer) or a run of ``myopia gap``
-    (its directory, its ``checkpoint/`` or ``model.safetensors``), whose measurement
-    ``config.json`` says how to rebuild the model and task (``data`` replaces the corpus).
+    the task is ``data`` tokenized by the model's tokenizer, or by ``tokenizer``) or a run of
+    ``myopia gap`` (its directory, its ``checkpoint/`` or ``model.safetensors``), whose
+    measurement ``config.json`` says how to rebuild the model and task (``data`` replaces
+    the corpus, ``tokenizer`` the tokenizer).
     """
     p = Path(model).expanduser()
     if not p.exists():
@@ -220,7 +192,7 @@ def load_theta0(model: str | Path, *, data: str | None = None, seq_len: int | No
         if data is None:
             raise ValueError("an HF model needs text to measure on: pass --data FILE")
         theta0 = HFCausalLM.from_pretrained(p, trust_remote_code=trust_remote_code)
-        task = {"name": "text", "data": str(data), "tokenizer": str(p.resolve())}
+        task = {"name": "text", "data": str(data), "tokenizer": tokenizer or str(p.resolve())}
         if seq_len is not None:
             task["seq_len"] = seq_len
         return theta0, task, {"kind": "hf", "path": str(p.resolve())}, {"kind": "hf", "path": str(p.resolve())}
@@ -244,6 +216,10 @@ def load_theta0(model: str | Path, *, data: str | None = None, seq_len: int | No
         if task.get("name") != "text":
             raise ValueError(f"the model at {p} was trained on task {task.get('name')!r}; --data applies to text models only")
         task["data"] = str(data)
+    if tokenizer is not None:
+        if task.get("name") != "text":
+            raise ValueError(f"the model at {p} was trained on task {task.get('name')!r}; --tokenizer applies to text models only")
+        task["tokenizer"] = tokenizer
     if seq_len is not None:
         task["seq_len"] = seq_len
     spec = dict(measure["model"])

@@ -7,17 +7,23 @@ G(tau) and its estimator, context-length shares, the training-time tracker) live
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from myopia.gradients import context_length_shares, offset_gradients, sample_positions
+from myopia.measures.scaffold import MeasureResult, as_model, as_task, run_measure
 from myopia.policy import VANILLA
+from myopia.presets import DECOMPOSE_TRAIN
+from myopia.runs import RunSpec, checkpoint_config, load_checkpoint_model, resolve_checkpoint
+from myopia.train import TrainConfig
 
 
 @dataclass
-class DecomposeResult:
+class DecomposeResult(MeasureResult):
     """``myopia decompose``: the offset decomposition of a trained model's gradient."""
+
+    measure = "decompose"
 
     task: dict
     model: dict
@@ -36,13 +42,8 @@ class DecomposeResult:
     profile_check: dict
     context_lengths: list[dict] = field(default_factory=list)
     gradient_tracking: list[dict] = field(default_factory=list)  # training-curve rows with grad_* keys
-    provenance: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
-DEFAULT_MODEL = {"kind": "gpt", "n_layer": 2, "n_head": 4, "n_embd": 64}
 AUTO_POSITIONS_MAX_T = 64  # profile every loss position up to this length, else a sample
 AUTO_POSITIONS_SAMPLE = 32
 
@@ -66,18 +67,13 @@ def decompose_gradients(
 ) -> DecomposeResult:
     """Decompose a trained model's gradient on held-out data into G(0), future and G(tau).
 
-    Without ``checkpoint`` a vanilla model is trained first (through :mod:`myopia.runs`, with
-    gradient tracking when ``train.track_gradients_every`` is set) into ``out_dir/runs``.
+    Without ``checkpoint`` a vanilla model is trained first (``train`` defaults to
+    :data:`myopia.presets.DECOMPOSE_TRAIN`, with gradient tracking) into ``out_dir/runs``.
     ``task``: a name or ``make_task`` arguments (default: precache, or the task a checkpoint's
-    config.json names). ``context_lengths`` adds the future share of the W_K/W_V gradient for each context
-    length N (the first N positions of the same sequences); the task's sequences are made
-    long enough for the largest N. Writes ``results.json``, ``config.json`` and PNGs.
+    config.json names). ``context_lengths`` adds the future share of the W_K/W_V gradient for
+    each context length N (the first N positions of the same sequences); the task's
+    sequences are made long enough for the largest N. Writes ``results.json`` and ``config.json``.
     """
-    from myopia.data import make_task
-    from myopia.results import atomic_write_json, prepare_out_dir, provenance, write_config
-    from myopia.runs import RunSpec, checkpoint_config, load_checkpoint_model, resolve_checkpoint, run_all
-    from myopia.train import TrainConfig
-
     if isinstance(max_offset, bool) or not isinstance(max_offset, int) or max_offset < 0:
         raise ValueError(f"max_offset K must be an integer >= 0 (bins tau = 0..K and tau > K), got {max_offset!r}")
     if batch_size < 1:
@@ -86,7 +82,7 @@ def decompose_gradients(
     if lengths and lengths[0] < 2:
         raise ValueError(f"context lengths must be >= 2, got {lengths[0]}")
     task_spec = {"name": task} if isinstance(task, str) else dict(task or {})
-    model_spec = {**DEFAULT_MODEL, **(model or {})}
+    model_spec = as_model(model)
     ckpt = None
     if checkpoint is not None:
         ckpt = resolve_checkpoint(checkpoint)
@@ -97,8 +93,7 @@ def decompose_gradients(
     task_spec.setdefault("name", "precache")
     if lengths and "seq_len" not in task_spec:
         task_spec["seq_len"] = lengths[-1]
-    task_obj = make_task(**task_spec)
-    task_spec = task_obj.to_dict()
+    task_obj, task_spec = as_task(task_spec)
     if lengths and lengths[-1] > task_obj.seq_len:
         raise ValueError(
             f"context length {lengths[-1]} is longer than the task's sequences ({task_obj.seq_len}); "
@@ -108,38 +103,32 @@ def decompose_gradients(
     if positions == "auto":
         positions = None if task_obj.seq_len <= AUTO_POSITIONS_MAX_T else AUTO_POSITIONS_SAMPLE
     sample_positions(task_obj.seq_len, positions, seed)  # validate before training
-    train = train or TrainConfig()
-    out = prepare_out_dir(out_dir, resume=resume, overwrite=overwrite)
+    train = train or TrainConfig(**DECOMPOSE_TRAIN)
     config = {
-        "measure": "decompose", "task": task_spec, "model": model_spec,
+        "task": task_spec, "model": model_spec,
         "train": {} if ckpt else train.to_dict(), "checkpoint": str(ckpt) if ckpt else None, "seed": seed,
         "max_offset": max_offset, "positions": positions, "batch_size": batch_size, "context_lengths": lengths,
     }
-    write_config(out, config)
+    specs = [] if ckpt else [RunSpec(f"vanilla-seed{seed}", model_spec, task_spec, VANILLA.to_dict(), train.to_dict(), seed)]
 
-    tracking, test_loss = [], None
-    if ckpt is None:
-        spec = RunSpec(f"vanilla-seed{seed}", model_spec, task_spec, VANILLA.to_dict(), train.to_dict(), seed)
-        run = run_all([spec], out / "runs", workers=1, progress=progress, desc=f"decompose {task_obj.name}")[spec.key]
-        ckpt = out / "runs" / spec.key / "checkpoint" / "model.safetensors"
-        tracking = [r for r in run.curve if "grad_myopic_norm" in r]
-        test_loss = run.test_loss
-    net = load_checkpoint_model(ckpt, model_spec, task_obj, seed)
-    batch = task_obj.batch("test", 0, batch_size)
-    og = offset_gradients(net, batch, task_obj.loss, max_offset=max_offset, positions=positions, seed=seed, profile=profile)
-    rows = context_length_shares(net, batch, task_obj.loss, lengths) if lengths else []
-    result = DecomposeResult(
-        task=task_spec, model=model_spec, checkpoint=str(ckpt), train=config["train"], test_loss=test_loss,
-        seq_len=og.seq_len, batch_size=og.batch_size, max_offset=og.max_offset, offsets=og.offsets,
-        positions=og.positions, sampled=og.sampled, estimator=og.estimator, split=og.split, profile=og.profile,
-        profile_check=og.profile_check, context_lengths=rows, gradient_tracking=tracking, provenance=provenance(),
-    )
-    atomic_write_json(out / "results.json", result.to_dict())
-    from myopia.report.decompose_plots import plot_context_lengths, plot_decomposition, plot_gradient_tracking
+    def summarize(runs, out: Path) -> DecomposeResult:
+        weights, tracking, test_loss = ckpt, [], None
+        if specs:
+            run = runs[specs[0].key]
+            weights = out / "runs" / specs[0].key / "checkpoint" / "model.safetensors"
+            tracking = [r for r in run.curve if "grad_myopic_norm" in r]
+            test_loss = run.test_loss
+        net = load_checkpoint_model(weights, model_spec, task_obj, seed)
+        batch = task_obj.batch("test", 0, batch_size)
+        og = offset_gradients(net, batch, task_obj.loss, max_offset=max_offset, positions=positions, seed=seed,
+                              profile=profile)
+        rows = context_length_shares(net, batch, task_obj.loss, lengths) if lengths else []
+        return DecomposeResult(
+            task=task_spec, model=model_spec, checkpoint=str(weights), train=config["train"], test_loss=test_loss,
+            seq_len=og.seq_len, batch_size=og.batch_size, max_offset=og.max_offset, offsets=og.offsets,
+            positions=og.positions, sampled=og.sampled, estimator=og.estimator, split=og.split, profile=og.profile,
+            profile_check=og.profile_check, context_lengths=rows, gradient_tracking=tracking,
+        )
 
-    plot_decomposition(result, out / "decompose.png")
-    if rows:
-        plot_context_lengths(rows, out / "context_lengths.png", title=f"{task_obj.name}: W_K/W_V gradient vs context length")
-    if tracking:
-        plot_gradient_tracking(tracking, out / "gradient_tracking.png", title=f"{task_obj.name}: vanilla training")
-    return result
+    return run_measure("decompose", config, specs=specs, summarize=summarize, out_dir=out_dir, resume=resume,
+                       overwrite=overwrite, workers=1, progress=progress, desc=f"decompose {task_obj.name}")

@@ -8,22 +8,25 @@ can share one set of vanilla runs; the first variant is the headline ``myopic_lo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from myopia.data import make_task
+from myopia.measures.scaffold import (
+    MeasureResult, as_detach, as_model, as_seeds, as_task, mean_lists, run_measure, trivial_loss,
+)
 from myopia.policy import GradientPolicy
-from myopia.results import atomic_write_json, mean_ci95, prepare_out_dir, provenance, write_config
-from myopia.runs import RunSpec, run_all
-from myopia.train import TrainConfig, held_out_losses
-
-DEFAULT_MODEL = {"kind": "gpt", "n_layer": 2, "n_head": 4, "n_embd": 64}
+from myopia.presets import SYNTHETIC_TRAIN
+from myopia.results import mean_ci95
+from myopia.runs import RunSpec
+from myopia.train import TrainConfig
 
 
 @dataclass
-class GapResult:
+class GapResult(MeasureResult):
+    measure = "gap"
+
     task: dict
     model: dict
     train: dict
@@ -33,19 +36,15 @@ class GapResult:
     trivial_loss_per_position: list[float]
     vanilla_loss: list[float]  # held-out, one per seed
     myopic_loss: list[float]  # headline myopic variant (detach[0]), one per seed
-    gap: dict  # {"mean", "ci95": [lo, hi], "n", "std"} over seeds (paired)
+    gap: dict  # {"mean", "ci95": [lo, hi] | None, "n", "std"} over seeds (paired)
     gap_per_seed: list[float]
     per_position_gap: list[float]  # mean over seeds, one per position
-    per_position_gap_ci95: list[list[float]]
+    per_position_gap_ci95: list[list[float] | None]
     vanilla_per_position: list[float]
     myopic_per_position: list[float]
     variants: dict = field(default_factory=dict)  # detach -> {"myopic_loss", "gap", ...}
     curves: dict = field(default_factory=dict)  # run key -> [{"step", "train_loss", "val_loss"?}]
-    provenance: dict = field(default_factory=dict)
     token_gaps: dict = field(default_factory=dict)  # token tasks: target tokens with the largest/smallest gap
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def relative(self, loss: float) -> float:
         return loss / self.trivial_loss if self.trivial_loss else float("nan")
@@ -60,13 +59,6 @@ def gap_specs(task: dict, model: dict, train: TrainConfig, seeds: list[int], det
             pol = GradientPolicy(horizon=0, detach=d)
             specs.append(RunSpec(f"{pol.name}-seed{seed}", model, task, pol.to_dict(), tcfg, seed))
     return specs
-
-
-@torch.no_grad()
-def trivial_loss(task, batches: int, batch_size: int) -> tuple[float, list[float]]:
-    """Mean and per-position loss of the task's reference predictor on the test batches."""
-    _, per_pos = held_out_losses(task, task.trivial_loss, split="test", batches=batches, batch_size=batch_size)
-    return sum(per_pos) / len(per_pos), per_pos
 
 
 def myopia_gap(
@@ -85,65 +77,56 @@ def myopia_gap(
     """Train vanilla and myopic models for each seed and measure the gap on held-out data.
 
     ``task``: a task name or ``make_task`` keyword arguments. ``model``: a model spec
-    (default: the built-in GPT, :data:`DEFAULT_MODEL`). Writes ``results.json``,
-    ``config.json`` and ``gap.png`` to ``out_dir``; each run keeps its own checkpoint
-    directory, so ``resume=True`` continues a killed measurement.
+    (default: the built-in GPT, :data:`myopia.presets.DEFAULT_MODEL`); ``train``: default
+    :data:`myopia.presets.SYNTHETIC_TRAIN`. Writes ``results.json`` and ``config.json`` to
+    ``out_dir`` (``myopia.report.draw`` makes the figures); each run keeps its own
+    checkpoint directory, so ``resume=True`` continues a killed measurement.
     """
-    task_spec = {"name": task} if isinstance(task, str) else dict(task)
-    task_obj = make_task(**task_spec)  # validates early, before anything is written
-    task_spec = task_obj.to_dict()  # contract: make_task(**task.to_dict()) rebuilds the task
-    model = dict(model or DEFAULT_MODEL)
-    train = train or TrainConfig()
-    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    if not seeds:
-        raise ValueError("myopia_gap needs at least one seed")
-    detach = [detach] if isinstance(detach, str) else list(detach)
-    for d in detach:
-        GradientPolicy(horizon=0, detach=d)  # validates the variant name
-    out = prepare_out_dir(out_dir, resume=resume, overwrite=overwrite)
-    config = {"measure": "gap", "task": task_spec, "model": model, "train": train.to_dict(), "seeds": seeds, "detach": detach}
-    write_config(out, config)
-
+    task_obj, task_spec = as_task(task)
+    model = as_model(model)
+    train = train or TrainConfig(**SYNTHETIC_TRAIN)
+    seeds, detach = as_seeds(seeds), as_detach(detach)
     specs = gap_specs(task_spec, model, train, seeds, detach)
-    runs = run_all(specs, out / "runs", workers=workers, progress=progress, desc=f"gap {task_obj.name}")
-    triv, triv_pos = trivial_loss(task_obj, train.test_batches, train.batch_size)
 
-    van = [runs[f"vanilla-seed{s}"] for s in seeds]
-    variants = {}
-    for d in detach:
-        name = GradientPolicy(horizon=0, detach=d).name
-        myo = [runs[f"{name}-seed{s}"] for s in seeds]
-        per_seed = [m.test_loss - v.test_loss for m, v in zip(myo, van)]
-        T = len(van[0].test_loss_per_position)
-        pos = [[m.test_loss_per_position[t] - v.test_loss_per_position[t] for m, v in zip(myo, van)] for t in range(T)]
-        pos_stats = [mean_ci95(p) for p in pos]
-        variants[d] = {
-            "policy": name,
-            "myopic_loss": [m.test_loss for m in myo],
-            "gap": mean_ci95(per_seed),
-            "gap_per_seed": per_seed,
-            "per_position_gap": [s["mean"] for s in pos_stats],
-            "per_position_gap_ci95": [s["ci95"] for s in pos_stats],
-            "myopic_per_position": _mean_lists([m.test_loss_per_position for m in myo]),
-        }
-    head = variants[detach[0]]
-    result = GapResult(
-        task=task_spec, model=model, train=train.to_dict(), seeds=seeds, detach=detach,
-        trivial_loss=triv, trivial_loss_per_position=triv_pos,
-        vanilla_loss=[v.test_loss for v in van], myopic_loss=head["myopic_loss"],
-        gap=head["gap"], gap_per_seed=head["gap_per_seed"],
-        per_position_gap=head["per_position_gap"], per_position_gap_ci95=head["per_position_gap_ci95"],
-        vanilla_per_position=_mean_lists([v.test_loss_per_position for v in van]),
-        myopic_per_position=head["myopic_per_position"],
-        variants=variants, curves={k: r.curve for k, r in runs.items()}, provenance=provenance(),
-    )
-    if not task_obj.regression:
-        result.token_gaps = token_gaps(task_obj, specs, out / "runs", head["policy"], train)
-    atomic_write_json(out / "results.json", result.to_dict())
-    from myopia.report.plots import plot_gap
+    def summarize(runs, out: Path) -> GapResult:
+        triv, triv_pos = trivial_loss(task_obj, train.test_batches, train.batch_size)
+        van = [runs[f"vanilla-seed{s}"] for s in seeds]
+        variants = {}
+        for d in detach:
+            name = GradientPolicy(horizon=0, detach=d).name
+            myo = [runs[f"{name}-seed{s}"] for s in seeds]
+            per_seed = [m.test_loss - v.test_loss for m, v in zip(myo, van)]
+            T = len(van[0].test_loss_per_position)
+            pos = [[m.test_loss_per_position[t] - v.test_loss_per_position[t] for m, v in zip(myo, van)]
+                   for t in range(T)]
+            pos_stats = [mean_ci95(p) for p in pos]
+            variants[d] = {
+                "policy": name,
+                "myopic_loss": [m.test_loss for m in myo],
+                "gap": mean_ci95(per_seed),
+                "gap_per_seed": per_seed,
+                "per_position_gap": [s["mean"] for s in pos_stats],
+                "per_position_gap_ci95": [s["ci95"] for s in pos_stats],
+                "myopic_per_position": mean_lists([m.test_loss_per_position for m in myo]),
+            }
+        head = variants[detach[0]]
+        result = GapResult(
+            task=task_spec, model=model, train=train.to_dict(), seeds=seeds, detach=detach,
+            trivial_loss=triv, trivial_loss_per_position=triv_pos,
+            vanilla_loss=[v.test_loss for v in van], myopic_loss=head["myopic_loss"],
+            gap=head["gap"], gap_per_seed=head["gap_per_seed"],
+            per_position_gap=head["per_position_gap"], per_position_gap_ci95=head["per_position_gap_ci95"],
+            vanilla_per_position=mean_lists([v.test_loss_per_position for v in van]),
+            myopic_per_position=head["myopic_per_position"],
+            variants=variants, curves={k: r.curve for k, r in runs.items()},
+        )
+        if not task_obj.regression:
+            result.token_gaps = token_gaps(task_obj, specs, out / "runs", head["policy"], train)
+        return result
 
-    plot_gap(result, out / "gap.png")
-    return result
+    config = {"task": task_spec, "model": model, "train": train.to_dict(), "seeds": seeds, "detach": detach}
+    return run_measure("gap", config, specs=specs, summarize=summarize, out_dir=out_dir, resume=resume,
+                       overwrite=overwrite, workers=workers, progress=progress, desc=f"gap {task_obj.name}")
 
 
 @torch.no_grad()
@@ -190,9 +173,4 @@ def token_gaps(task, specs: list[RunSpec], runs_dir: Path, myopic: str, train: T
                 for t in ids]
 
     return {"policy": myopic, "min_count": min_count, "largest": rows(order[:top]), "smallest": rows(order.flip(0)[:top])}
-
-
-def _mean_lists(rows: list[list[float]]) -> list[float]:
-    return [sum(col) / len(col) for col in zip(*rows)]
-
 

@@ -17,22 +17,23 @@ seeds, the per-position loss, and the trivial predictor's loss for scale.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from myopia.data import make_task
-from myopia.measures.gap import trivial_loss
+from myopia.measures.scaffold import MeasureResult, as_model, as_seeds, as_task, run_measure, trivial_loss
 from myopia.policy import GradientPolicy
-from myopia.results import atomic_write_json, mean_ci95, prepare_out_dir, provenance, write_config
-from myopia.runs import RunSpec, run_all
+from myopia.presets import SYNTHETIC_TRAIN
+from myopia.results import mean_ci95
+from myopia.runs import RunSpec
 from myopia.train import TrainConfig
 
-DEFAULT_MODEL = {"kind": "gpt", "n_layer": 2, "n_head": 4, "n_embd": 64}
 DEFAULT_HORIZONS = ("0", "1", "2", "4", "8", "inf")
 
 
 @dataclass
-class HorizonResult:
+class HorizonResult(MeasureResult):
+    measure = "horizon"
+
     task: dict
     model: dict
     train: dict
@@ -43,10 +44,6 @@ class HorizonResult:
     horizons: list[dict]  # one per horizon: label, policy, reach, loss_per_seed, loss (mean/CI), per_position
     curves: dict = field(default_factory=dict)  # run key -> training curve
     note: str = ""
-    provenance: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def parse_horizon(text: str | int | None, detach: str = "kv") -> tuple[str, GradientPolicy]:
@@ -95,8 +92,9 @@ def horizon_curve(
     workers: int = 0,
     progress: bool = True,
 ) -> HorizonResult:
-    """Held-out loss vs gradient horizon on a task, over seeds. Writes ``results.json``,
-    ``config.json`` and ``horizon.png`` to ``out_dir``; ``resume=True`` continues."""
+    """Held-out loss vs gradient horizon on a task, over seeds (default training:
+    :data:`myopia.presets.SYNTHETIC_TRAIN`). Writes ``results.json`` and ``config.json`` to
+    ``out_dir``; ``resume=True`` continues."""
     if isinstance(horizons, str):
         horizons = [h for h in horizons.split(",") if h.strip()]
     if not horizons:
@@ -106,47 +104,37 @@ def horizon_curve(
     dup = {lab for lab in labels if labels.count(lab) > 1}
     if dup:
         raise ValueError(f"horizon(s) {', '.join(sorted(dup))} given twice; list each horizon once")
-    task_spec = {"name": task} if isinstance(task, str) else dict(task)
-    task_obj = make_task(**task_spec)
-    task_spec = task_obj.to_dict()
-    model = {**DEFAULT_MODEL, **(model or {})}
-    train = train or TrainConfig()
-    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    if not seeds:
-        raise ValueError("horizon_curve needs at least one seed")
-    out = prepare_out_dir(out_dir, resume=resume, overwrite=overwrite)
-    config = {"measure": "horizon", "task": task_spec, "model": model, "train": train.to_dict(), "seeds": seeds,
-              "detach": detach, "horizons": labels}
-    write_config(out, config)
-
-    policies = [pol for _, pol in parsed]
-    specs = horizon_specs(task_spec, model, train, seeds, policies)
-    runs = run_all(specs, out / "runs", workers=workers, progress=progress, desc=f"horizon {task_obj.name}")
-    triv, _ = trivial_loss(task_obj, train.test_batches, train.batch_size)
+    task_obj, task_spec = as_task(task)
+    model = as_model(model)
+    train = train or TrainConfig(**SYNTHETIC_TRAIN)
+    seeds = as_seeds(seeds)
     n_layer = int(model.get("n_layer", 2))
-    rows = []
-    for label, pol in parsed:
-        res = [runs[f"{pol.name}-seed{s}"] for s in seeds]
-        T = len(res[0].test_loss_per_position)
-        rows.append({
-            "horizon": label,
-            "kind": "vanilla" if pol.is_vanilla else ("block" if pol.block is not None else "band"),
-            "policy": pol.to_dict(),
-            "reach": reach(pol, n_layer, task_obj.seq_len),
-            "loss_per_seed": [r.test_loss for r in res],
-            "loss": mean_ci95([r.test_loss for r in res]),
-            "relative_to_trivial": (sum(r.test_loss for r in res) / len(res)) / triv if triv else float("nan"),
-            "per_position": [sum(r.test_loss_per_position[t] for r in res) / len(res) for t in range(T)],
-        })
-    result = HorizonResult(
-        task=task_spec, model=model, train=train.to_dict(), seeds=seeds, detach=detach, n_layer=n_layer,
-        trivial_loss=triv, horizons=rows, curves={k: r.curve for k, r in runs.items()},
-        note=(f"band horizon h is per attention hop: with {n_layer} layers the loss at j can train computations up to "
-              f"{n_layer}*h positions back; block=c is exact at any depth"),
-        provenance=provenance(),
-    )
-    atomic_write_json(out / "results.json", result.to_dict())
-    from myopia.report.horizon_plots import plot_horizon
+    specs = horizon_specs(task_spec, model, train, seeds, [pol for _, pol in parsed])
 
-    plot_horizon(result, out / "horizon.png")
-    return result
+    def summarize(runs, out: Path) -> HorizonResult:
+        triv, _ = trivial_loss(task_obj, train.test_batches, train.batch_size)
+        rows = []
+        for label, pol in parsed:
+            res = [runs[f"{pol.name}-seed{s}"] for s in seeds]
+            T = len(res[0].test_loss_per_position)
+            rows.append({
+                "horizon": label,
+                "kind": "vanilla" if pol.is_vanilla else ("block" if pol.block is not None else "band"),
+                "policy": pol.to_dict(),
+                "reach": reach(pol, n_layer, task_obj.seq_len),
+                "loss_per_seed": [r.test_loss for r in res],
+                "loss": mean_ci95([r.test_loss for r in res]),
+                "relative_to_trivial": (sum(r.test_loss for r in res) / len(res)) / triv if triv else None,
+                "per_position": [sum(r.test_loss_per_position[t] for r in res) / len(res) for t in range(T)],
+            })
+        return HorizonResult(
+            task=task_spec, model=model, train=train.to_dict(), seeds=seeds, detach=detach, n_layer=n_layer,
+            trivial_loss=triv, horizons=rows, curves={k: r.curve for k, r in runs.items()},
+            note=(f"band horizon h is per attention hop: with {n_layer} layers the loss at j can train computations "
+                  f"up to {n_layer}*h positions back; block=c is exact at any depth"),
+        )
+
+    config = {"task": task_spec, "model": model, "train": train.to_dict(), "seeds": seeds, "detach": detach,
+              "horizons": labels}
+    return run_measure("horizon", config, specs=specs, summarize=summarize, out_dir=out_dir, resume=resume,
+                       overwrite=overwrite, workers=workers, progress=progress, desc=f"horizon {task_obj.name}")

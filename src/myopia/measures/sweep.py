@@ -20,26 +20,26 @@ extrapolation and ``extrapolated`` is true (with a positive gap at the largest s
 always is). The 95% interval is a percentile bootstrap over seeds: seeds are resampled with
 replacement (paired: a seed's vanilla and myopic cells stay together) and everything refit.
 
-Cells run through :func:`myopia.runs.run_all` (parallel worker processes); finished cells
-are reused untouched and interrupted ones resume from their checkpoint. A directory that
-holds a sweep with a different config is refused, never overwritten.
+Cells run through the measure scaffold (parallel worker processes); finished cells are
+reused untouched and interrupted ones resume from their checkpoint. A directory that holds
+a sweep with a different config is refused, never overwritten.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from myopia.data import make_task
+from myopia.measures.scaffold import MeasureResult, as_seeds, as_task, run_measure, trivial_loss
 from myopia.policy import GradientPolicy
-from myopia.results import atomic_write_json, mean_ci95, provenance
-from myopia.runs import RunSpec, build_model, run_all
+from myopia.presets import SWEEP_TRAIN
+from myopia.results import mean_ci95
+from myopia.runs import RunSpec, build_model
 from myopia.train import TrainConfig
 
 DEFAULT_SIZES = ("L2-d32", "L2-d64", "L3-d96", "L4-d128")
@@ -47,12 +47,6 @@ LARGER_SIZES = ("L4-d192", "L6-d256")  # a few M parameters: a GPU (or a patient
 DEFAULT_TOKENS = 500_000  # training tokens of a 100k-parameter model
 DEFAULT_TOKEN_EXPONENT = 0.5
 REFERENCE_PARAMS = 1e5
-# Every optimisation setting is pinned here, so a sweep's config (and a resumed directory) does
-# not follow later changes of TrainConfig's defaults. steps / eval_every / checkpoint_every are
-# replaced per size (see sweep_specs).
-DEFAULT_TRAIN = dict(batch_size=32, lr=3e-3, min_lr_ratio=0.1, warmup_steps=30, weight_decay=0.01, beta1=0.9,
-                     beta2=0.98, grad_clip=1.0, eval_batches=4, test_batches=16, steps=1500, eval_every=250,
-                     checkpoint_every=250)
 N_BOOTSTRAP = 2000
 
 
@@ -73,7 +67,9 @@ def token_budget(params: int, tokens: int, exponent: float) -> int:
 
 
 @dataclass
-class SweepResult:
+class SweepResult(MeasureResult):
+    measure = "sweep"
+
     config: dict
     token_budget_rule: str
     trivial_loss: float
@@ -83,10 +79,6 @@ class SweepResult:
     compute_multiplier: dict  # {"value", "ci95", "extrapolated", "at_compute", ...}
     multiplier_by_size: list[dict]  # k at each measured compute, with bootstrap CI
     wall_time_s: float = 0.0
-    provenance: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # --------------------------------------------------------------------------- fitting
@@ -164,28 +156,23 @@ def compute_sweep(
 ) -> SweepResult:
     """Run (or resume) the sweep in ``out_dir`` and fit the compute multiplier.
 
-    Writes ``config.json``, ``results.json`` and ``loss_vs_compute.png``,
-    ``gap_vs_size.png``, ``multiplier.png``; each cell lives in ``out_dir/runs/<key>/``.
+    ``train`` overrides fields of :data:`myopia.presets.SWEEP_TRAIN`. Writes ``config.json``
+    and ``results.json``; each cell lives in ``out_dir/runs/<key>/``.
     """
     t0 = time.perf_counter()
     sizes = list(sizes)
-    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if len(sizes) < 2:
         raise ValueError(f"a sweep needs at least 2 model sizes to fit loss against compute, got {sizes}; use --sizes")
     if len(set(sizes)) != len(sizes):
         raise ValueError(f"--sizes lists a size twice: {sizes}")
-    if not seeds:
-        raise ValueError("a sweep needs at least one seed; use --seeds 1 or more")
+    seeds = as_seeds(seeds)
     if tokens < 1:
         raise ValueError(f"--tokens must be >= 1, got {tokens}")
     GradientPolicy(horizon=0, detach=detach)
-    task_spec = {"name": task} if isinstance(task, str) else dict(task)
-    task_obj = make_task(**task_spec)
+    task_obj, task_spec = as_task(task)
     if task_obj.regression:
         raise ValueError(f"the sweep measures token loss; task {task_obj.name!r} is a regression task, use --task text")
-    task_spec = task_obj.to_dict()
-    train = {**DEFAULT_TRAIN, **(train or {})}
-    base = TrainConfig(**train)  # validates
+    base = TrainConfig(**{**SWEEP_TRAIN, **(train or {})})  # validates
     tokens_per_step = base.batch_size * task_obj.seq_len
 
     budgets = {}
@@ -196,19 +183,22 @@ def compute_sweep(
         budgets[size] = {"params": params, "steps": steps, "tokens": steps * tokens_per_step,
                          "compute": 6.0 * params * steps * tokens_per_step}
 
-    out = Path(out_dir)
-    config = {"measure": "sweep", "task": task_spec, "sizes": sizes, "seeds": seeds, "tokens": tokens,
+    config = {"task": task_spec, "sizes": sizes, "seeds": seeds, "tokens": tokens,
               "token_exponent": token_exponent, "train": base.to_dict(), "detach": detach}
-    check_sweep_dir(out, config)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", config)
-
     specs = sweep_specs(task_spec, sizes, seeds, budgets, base.to_dict(), detach)
-    runs = run_all(specs, out / "runs", workers=workers, progress=progress, desc="sweep")
 
-    from myopia.measures.gap import trivial_loss
+    def summarize(runs, out: Path) -> SweepResult:
+        triv, _ = trivial_loss(task_obj, base.test_batches, base.batch_size)
+        return summarize_sweep(runs, specs, budgets, sizes, seeds, {"measure": "sweep", **config}, triv,
+                               tokens_per_step, t0)
 
-    triv, _ = trivial_loss(task_obj, base.test_batches, base.batch_size)
+    # a sweep always resumes: rerunning the same command continues it, another config is refused
+    return run_measure("sweep", config, specs=specs, summarize=summarize, out_dir=out_dir, resume=True,
+                       workers=workers, progress=progress, desc="sweep")
+
+
+def summarize_sweep(runs, specs, budgets, sizes, seeds, config, triv, tokens_per_step, t0) -> SweepResult:
+    """Per-size losses and gaps, the power-law fits and the compute multiplier with its CI."""
     cells = []
     for s in specs:
         r = runs[s.key]
@@ -253,36 +243,12 @@ def compute_sweep(
                       f"use --seeds 3 or more for an interval worth quoting")
     result = SweepResult(
         config=config,
-        token_budget_rule=f"tokens(N) = {tokens} * (N / {REFERENCE_PARAMS:g}) ** {token_exponent}, rounded up to "
+        token_budget_rule=f"tokens(N) = {config['tokens']} * (N / {REFERENCE_PARAMS:g}) ** {config['token_exponent']}, "
+                          f"rounded up to "
                           f"whole batches of {tokens_per_step} tokens; N = parameters excluding the position table; "
                           f"C = 6 * N * tokens",
         trivial_loss=triv, cells=sorted(cells, key=lambda c: (c["compute"], c["mode"], c["seed"])), sizes=per_size,
         fit={m: {"a": a, "b": b} for m, (a, b) in fits.items()}, compute_multiplier=cm, multiplier_by_size=by_size,
-        wall_time_s=time.perf_counter() - t0, provenance=provenance(),
+        wall_time_s=time.perf_counter() - t0,
     )
-    atomic_write_json(out / "results.json", result.to_dict())
-    from myopia.report.sweep_plots import plot_sweep
-
-    plot_sweep(result, out)
     return result
-
-
-def check_sweep_dir(out: Path, config: dict) -> None:
-    """Refuse a directory that holds something other than this sweep."""
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"output path {out} exists and is not a directory; choose another --out")
-    cfg = out / "config.json"
-    if cfg.exists():
-        old = json.loads(cfg.read_text())
-        new = json.loads(json.dumps(config))
-        if old != new:
-            if old.get("measure") != "sweep":
-                raise ValueError(f"{out} holds a {old.get('measure', 'different')} measurement, not a sweep; choose another --out")
-            diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-            state = "finished" if (out / "results.json").exists() else "unfinished"
-            raise ValueError(
-                f"{out} holds a sweep ({state}) made with a different config (differs in: {', '.join(diff)}); "
-                f"rerun with the same options to resume it, or choose another --out (finished cells are never overwritten)"
-            )
-    elif out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out} is not empty and holds no sweep (no config.json); choose another --out")

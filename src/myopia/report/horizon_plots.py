@@ -18,8 +18,8 @@ def plot_horizon(result, path: str | Path) -> Path:
     for x, r in zip(xs, rows):
         col = KIND_COLORS[r["kind"]]
         m = r["loss"]["mean"]
-        lo, hi = r["loss"]["ci95"]
-        if r["loss"]["n"] > 1:
+        if r["loss"]["ci95"] is not None:
+            lo, hi = r["loss"]["ci95"]
             ax.errorbar([x], [m], yerr=[[m - lo], [hi - m]], color=col, marker="o", ms=7, capsize=4, lw=1.5)
         else:
             ax.plot([x], [m], color=col, marker="o", ms=7)

@@ -12,7 +12,7 @@ import html
 import json
 from pathlib import Path
 
-from myopia.results import atomic_write_text
+from myopia.results import atomic_write_text, format_ci
 
 
 def _measure_dirs(root: Path) -> list[Path]:
@@ -37,21 +37,12 @@ def _scalar_summary(data: dict, limit: int = 16) -> list[tuple[str, str]]:
         if isinstance(val, (int, float, str, bool)):
             rows.append((key, f"{val:.4g}" if isinstance(val, float) else str(val)))
         elif isinstance(val, dict) and "mean" in val and "ci95" in val:
-            lo, hi = val["ci95"]
-            rows.append((key, f"{val['mean']:.4g} [{lo:.4g}, {hi:.4g}]"))
+            rows.append((key, f"{val['mean']:.4g} {format_ci(val, '.4g')}"))
         elif isinstance(val, list) and val and len(val) <= 8 and all(isinstance(v, (int, float)) for v in val):
             rows.append((key, ", ".join(f"{v:.4g}" for v in val)))
         if len(rows) >= limit:
             break
     return rows
-
-
-def _redraw_gap(directory: Path, data: dict) -> None:
-    from myopia.measures.gap import GapResult
-    from myopia.report.plots import plot_gap
-
-    fields = set(GapResult.__dataclass_fields__)
-    plot_gap(GapResult(**{k: v for k, v in data.items() if k in fields}), directory / "gap.png")
 
 
 def build_report(run_dir: str | Path) -> Path:
@@ -64,6 +55,7 @@ def build_report(run_dir: str | Path) -> Path:
     if not measures and not tracked:
         raise FileNotFoundError(f"{root} holds no results.json and no training metrics; is it a myopia output directory?")
     from myopia.report.decompose_plots import plot_gradient_tracking_from_run
+    from myopia.report.figures import draw
 
     for run in tracked:
         plot_gradient_tracking_from_run(run)
@@ -72,9 +64,8 @@ def build_report(run_dir: str | Path) -> Path:
         data = json.loads((d / "results.json").read_text())
         cfg_path = d / "config.json"
         config = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
-        measure = config.get("measure", "result")
-        if measure == "gap":
-            _redraw_gap(d, data)
+        measure = data.get("measure") or config.get("measure", "result")
+        draw({**data, "measure": measure}, d)
         rel = d.relative_to(root).as_posix() or "."
         parts.append(f"<h2>{html.escape(measure)}: {html.escape(rel)}</h2>")
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in _scalar_summary(data))

@@ -47,12 +47,11 @@ def plot_gap(result, path: str | Path) -> Path:
     for d, var in result.variants.items():
         T = len(var["per_position_gap"])
         xs = list(range(T))
-        lo = [c[0] for c in var["per_position_gap_ci95"]]
-        hi = [c[1] for c in var["per_position_gap_ci95"]]
         col = _color(var["policy"])
         ax2.plot(xs, var["per_position_gap"], color=col, marker=".", label=f"{var['policy']} − vanilla")
-        if len(result.seeds) > 1:
-            ax2.fill_between(xs, lo, hi, color=col, alpha=0.2)
+        cis = var["per_position_gap_ci95"]
+        if all(c is not None for c in cis):  # one seed: no interval to draw
+            ax2.fill_between(xs, [c[0] for c in cis], [c[1] for c in cis], color=col, alpha=0.2)
     ax2.axhline(0, color="k", lw=0.8)
     ax2.set_xlabel("position")
     ax2.set_ylabel("myopia gap (loss)")

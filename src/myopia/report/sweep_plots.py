@@ -54,10 +54,10 @@ def _gap_vs_size(result, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     n = [s["params"] for s in result.sizes]
     g = [s["gap"]["mean"] for s in result.sizes]
-    lo = [s["gap"]["ci95"][0] for s in result.sizes]
-    hi = [s["gap"]["ci95"][1] for s in result.sizes]
     ax.plot(n, g, "o-", color=COLORS["myopic"], label="myopic − vanilla (mean over seeds)")
-    if all(np.isfinite(lo)):
+    if all(s["gap"]["ci95"] is not None for s in result.sizes):
+        lo = [s["gap"]["ci95"][0] for s in result.sizes]
+        hi = [s["gap"]["ci95"][1] for s in result.sizes]
         ax.fill_between(n, lo, hi, color=COLORS["myopic"], alpha=0.2, label="95% CI over seeds")
     for s in result.sizes:
         ax.annotate(s["size"], (s["params"], s["gap"]["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)

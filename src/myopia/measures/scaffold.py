@@ -1,0 +1,121 @@
+"""The one path every measure takes.
+
+A measure is two things: *which training runs* it needs (:class:`~myopia.runs.RunSpec`
+list, possibly empty) and *how to summarise* them into a typed result. Everything else
+happens here, once, in the same order for every measure:
+
+1. the output directory is prepared (refused if it holds something else; ``resume``
+   keeps it, ``overwrite`` replaces it);
+2. ``config.json`` is written — a resumed directory must hold the same config;
+3. the runs are trained (in parallel worker processes; finished runs are reused and
+   interrupted ones resume from their checkpoint);
+4. ``summarize(runs, out)`` builds the result;
+5. the result gets its ``provenance`` (versions, git revision, host) and lands in
+   ``results.json``.
+
+A measure never draws: figures are made by :mod:`myopia.report` from the result (the
+commands and ``myopia report`` call it). Adding a measure is one file in ``measures/``
+that calls :func:`run_measure`, plus one command file (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, ClassVar
+
+import torch
+
+from myopia.results import atomic_write_json, prepare_out_dir, provenance, write_config
+from myopia.runs import RunSpec, run_all
+from myopia.train import RunResult, held_out_losses
+
+
+@dataclass
+class MeasureResult:
+    """Base of every measure's result: ``measure`` names it (and its figures in
+    :mod:`myopia.report`), ``provenance`` says what made it."""
+
+    measure: ClassVar[str] = ""
+    provenance: dict = field(default_factory=dict, kw_only=True)
+
+    def to_dict(self) -> dict:
+        return {"measure": self.measure, **asdict(self)}
+
+
+Summarize = Callable[[dict[str, RunResult], Path], MeasureResult]
+
+
+def run_measure(
+    name: str,
+    config: dict,
+    *,
+    specs: list[RunSpec],
+    summarize: Summarize,
+    out_dir: str | Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    workers: int = 0,
+    progress: bool = True,
+    desc: str | None = None,
+) -> MeasureResult:
+    """Prepare ``out_dir``, write its config, train ``specs``, summarise, write results.json."""
+    out = prepare_out_dir(out_dir, resume=resume, overwrite=overwrite, measure=name)
+    write_config(out, {"measure": name, **config})
+    runs = run_all(specs, out / "runs", workers=workers, progress=progress, desc=desc or name) if specs else {}
+    result = summarize(runs, out)
+    result.provenance = provenance()
+    atomic_write_json(out / "results.json", result.to_dict())
+    return result
+
+
+# ------------------------------------------------------------------ argument normalisation
+def as_task(task: str | dict):
+    """(task object, its full spec) from a name or ``make_task`` arguments; building the task
+    validates it before anything is written. ``make_task(**spec)`` rebuilds the same task."""
+    from myopia.data import make_task
+
+    task_obj = make_task(**({"name": task} if isinstance(task, str) else dict(task)))
+    return task_obj, task_obj.to_dict()
+
+
+def as_model(model: dict | None) -> dict:
+    """A model spec with the built-in GPT's defaults (:data:`myopia.presets.DEFAULT_MODEL`)
+    filled in; other kinds (``{"kind": "hf", ...}``) are kept as they are."""
+    from myopia.presets import DEFAULT_MODEL
+
+    model = dict(model or {})
+    return {**DEFAULT_MODEL, **model} if model.get("kind", "gpt") == "gpt" else model
+
+
+def as_seeds(seeds: int | list[int]) -> list[int]:
+    """``3`` -> [0, 1, 2]; a list is kept. At least one seed."""
+    out = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not out:
+        raise ValueError("give at least one seed (--seeds 1 or more)")
+    return out
+
+
+def as_detach(detach: str | list[str]) -> list[str]:
+    """Myopic variant names (``"kv"``, ``"hidden"``, or a list / comma-separated), validated."""
+    from myopia.policy import GradientPolicy
+
+    names = [d.strip() for d in detach.split(",")] if isinstance(detach, str) else list(detach)
+    if not names:
+        raise ValueError("give at least one myopic variant: kv (strict) or hidden (the paper's)")
+    for d in names:
+        GradientPolicy(horizon=0, detach=d)  # validates the name
+    return names
+
+
+@torch.no_grad()
+def trivial_loss(task, batches: int, batch_size: int) -> tuple[float, list[float]]:
+    """Mean and per-position loss of the task's reference predictor on the test batches
+    (predict 0 for the window sum; the unigram model for text)."""
+    _, per_pos = held_out_losses(task, task.trivial_loss, split="test", batches=batches, batch_size=batch_size)
+    return sum(per_pos) / len(per_pos), per_pos
+
+
+def mean_lists(rows: list[list[float]]) -> list[float]:
+    """Element-wise mean of equally long lists (per-position curves over seeds)."""
+    return [sum(col) / len(col) for col in zip(*rows)]
