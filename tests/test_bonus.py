@@ -244,3 +244,23 @@ def test_bonus_command_bad_input(tmp_path, capsys):
 
     rc = main(["bonus", "--model", str(tmp_path), "--out", str(tmp_path / "o")])
     assert rc == 2 and "neither a Hugging Face model directory" in capsys.readouterr().err
+
+
+def test_bonus_python_default_equals_the_command(tmp_path):
+    """`myopia bonus RUN` and `local_myopia_bonus(θ0, task)` with no training config share one
+    preset (myopia.presets.BONUS_TRAIN), so the same inputs give the same results.json."""
+    from myopia.cli import main
+    from myopia.measures.bonus import load_theta0
+
+    gap = tmp_path / "gap"
+    assert main(["gap", "--task", "precache", "--seq-len", "8", "--seeds", "1", "--steps", "2", "--batch-size", "4",
+                 "--n-embd", "16", "--n-head", "2", "--test-batches", "2", "--eval-every", "2", "--workers", "1",
+                 "--out", str(gap), "--no-progress"]) == 0
+    run = gap / "runs" / "vanilla-seed0"
+    assert main(["bonus", str(run), "--out", str(tmp_path / "cli"), "--no-progress"]) == 0
+    theta0, task, info, spec = load_theta0(run)
+    local_myopia_bonus(theta0, task, model_info=info, model_spec=spec, out_dir=tmp_path / "api", progress=False)
+    cli, api = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("cli", "api"))
+    cli.pop("provenance"), api.pop("provenance")
+    assert cli["train"]["steps"] == 200 and cli["train"]["lr"] == 1e-4  # the preset, not TrainConfig()'s defaults
+    assert cli == api
