@@ -94,7 +94,17 @@ def load_checkpoint_model(ckpt: Path, model_spec: dict, task, seed: int = 0) -> 
     """The model a run spec names, with the weights of ``ckpt`` (its position table sets block_size)."""
     from safetensors.torch import load_file
 
-    state = load_file(str(ckpt))
+    from myopia.train import CHECKPOINT_FILES, _verified
+
+    if ckpt.name in CHECKPOINT_FILES and (ckpt.parent / "state.json").is_file():
+        _verified(ckpt.parent)  # a truncated or corrupt checkpoint is named, not half-loaded
+    try:
+        state = load_file(str(ckpt))
+    except Exception as e:  # safetensors raises its own error type for a file that is not safetensors
+        raise ValueError(
+            f"{ckpt} is not a readable safetensors checkpoint ({str(e).splitlines()[0][:120]}); give a run directory "
+            f"of `myopia gap` (OUT/runs/vanilla-seed0) or its checkpoint/model.safetensors"
+        ) from None
     spec = dict(model_spec)
     wpe = state.get("transformer.wpe.weight")
     if wpe is not None and "block_size" not in spec:

@@ -18,9 +18,11 @@ their own instead of writing another loop.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -189,13 +191,14 @@ def train(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         done = out / "result.json"
+        found = latest_checkpoint(out)
         if done.exists():
             saved = json.loads(done.read_text())
-            if (out / "checkpoint" / "model.safetensors").exists():
-                model.load_state_dict(load_file(str(out / "checkpoint" / "model.safetensors"), device=device))
+            if found is not None:
+                model.load_state_dict(load_file(str(found[0] / "model.safetensors"), device=device))
             return RunResult(**saved)
-        if (out / "checkpoint" / "state.json").exists():
-            start, curve, elapsed = _load_checkpoint(out / "checkpoint", model, opt, sched, device)
+        if found is not None:
+            start, curve, elapsed = _load_checkpoint(*found, model, opt, sched, device)
         _truncate_metrics(out / "metrics.jsonl", start)  # drop rows logged after the last checkpoint
 
     bar = None
@@ -270,10 +273,32 @@ def train(
 
 
 # ---------------------------------------------------------------------- checkpoints
+# A checkpoint is a directory: model.safetensors, optimizer.safetensors and state.json, which
+# is written last and holds the sha256 of both tensor files. A new checkpoint is written to
+# ``checkpoint.tmp`` and swapped in by renames (``checkpoint`` -> ``checkpoint.prev``, ``.tmp`` ->
+# ``checkpoint``), so a kill at any moment leaves at least one complete, verifiable checkpoint.
+CHECKPOINT_FILES = ("model.safetensors", "optimizer.safetensors")
+
+
+class CorruptCheckpointError(ValueError):
+    pass
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _save_checkpoint(path: Path, model, opt, sched, step: int, curve: list, elapsed: float) -> None:
-    path.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    _atomic_save_tensors(state, path / "model.safetensors")
+    save_file(state, str(tmp / "model.safetensors"))
     opt_sd = opt.state_dict()
     tensors, scalars = {}, {}
     for idx, st in opt_sd["state"].items():
@@ -282,7 +307,7 @@ def _save_checkpoint(path: Path, model, opt, sched, step: int, curve: list, elap
                 tensors[f"{idx}.{key}"] = val.detach().contiguous().cpu()
             else:
                 scalars[f"{idx}.{key}"] = val
-    _atomic_save_tensors(tensors, path / "optimizer.safetensors")
+    save_file(tensors, str(tmp / "optimizer.safetensors"))
     meta = {
         "step": step,
         "elapsed_s": elapsed,
@@ -290,12 +315,52 @@ def _save_checkpoint(path: Path, model, opt, sched, step: int, curve: list, elap
         "param_groups": opt_sd["param_groups"],
         "optimizer_scalars": scalars,
         "scheduler": sched.state_dict(),
+        "sha256": {name: _sha256(tmp / name) for name in CHECKPOINT_FILES},
     }
-    atomic_write_text(path / "state.json", json.dumps(meta))
+    atomic_write_text(tmp / "state.json", json.dumps(meta))
+    prev = path.with_name(path.name + ".prev")
+    if prev.exists():
+        shutil.rmtree(prev)
+    if path.exists():
+        os.replace(path, prev)
+    os.replace(tmp, path)
+    if prev.exists():
+        shutil.rmtree(prev)
 
 
-def _load_checkpoint(path: Path, model, opt, sched, device) -> tuple[int, list, float]:
-    meta = json.loads((path / "state.json").read_text())
+def _verified(path: Path) -> dict:
+    """state.json of a complete checkpoint whose tensor files match their checksums."""
+    try:
+        meta = json.loads((path / "state.json").read_text())
+    except (OSError, ValueError) as e:
+        raise CorruptCheckpointError(f"{path / 'state.json'} is missing or unreadable ({type(e).__name__})") from None
+    for name, digest in meta.get("sha256", {}).items():
+        f = path / name
+        if not f.is_file() or _sha256(f) != digest:
+            raise CorruptCheckpointError(f"{f} is missing, truncated or corrupt (its checksum does not match)")
+    return meta
+
+
+def latest_checkpoint(run_dir: Path) -> tuple[Path, dict] | None:
+    """The newest complete, verified checkpoint of a run directory (``checkpoint``, else the
+    ``checkpoint.prev`` a kill mid-swap may leave), or None when the run never checkpointed.
+    Raises :class:`CorruptCheckpointError` naming the run directory when none is usable."""
+    candidates = [run_dir / name for name in ("checkpoint", "checkpoint.prev") if (run_dir / name).exists()]
+    if not candidates:
+        return None
+    problems = []
+    for cand in candidates:
+        try:
+            return cand, _verified(cand)
+        except CorruptCheckpointError as e:
+            problems.append(str(e))
+    raise CorruptCheckpointError(
+        f"no usable checkpoint in {run_dir}: {'; '.join(problems)}. Delete {run_dir} to retrain this run "
+        f"from the start (other runs are kept)"
+    )
+
+
+def _load_checkpoint(path: Path, meta: dict, model, opt, sched, device) -> tuple[int, list, float]:
     try:
         model.load_state_dict(load_file(str(path / "model.safetensors"), device=device))
     except RuntimeError as e:
@@ -319,11 +384,12 @@ def _load_checkpoint(path: Path, model, opt, sched, device) -> tuple[int, list, 
 def _truncate_metrics(path: Path, step: int) -> None:
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:  # a row cut off by a kill
+            continue
+        if row["step"] <= step:
+            keep.append(line)
     atomic_write_text(path, "".join(line + "\n" for line in keep))
-
-
-def _atomic_save_tensors(tensors: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, path)
