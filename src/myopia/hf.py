@@ -533,7 +533,7 @@ def build_hf_model(spec: dict, task, seed: int) -> HFCausalLM:
         )
     limit = max_positions(model.config)
     if limit is not None and task.seq_len > limit:
-        raise ValueError(f"sequence length {task.seq_len} exceeds the model's {limit} positions; lower --task-seq-len")
+        raise ValueError(f"sequence length {task.seq_len} exceeds the model's {limit} positions; lower --seq-len")
     torch.manual_seed(seed)
     return model
 
