@@ -23,13 +23,15 @@ Design decisions:
 * The policy (and a frozen past, and a recorder) reach the attention function through a
   context variable set by :class:`HFCausalLM` (or :func:`using`); without one, the
   policy given to ``load``/``convert`` applies, so a plain ``model(input_ids)`` works.
-* ``detach="hidden"`` needs keys/values recomputed with the *live* projections from the
-  *detached* attention input, which the attention function cannot see. A forward
-  pre-hook on every attention module first runs the module once on the detached input
-  (or, for a frozen past, on the reference model's attention input) in "capture" mode —
-  the attention function only records the post-rotary k, v and returns zeros — and hands
-  those k, v to the real call as ``k_off, v_off``. This works for every family without
-  touching its code.
+* Where the off-band keys/values come from is decided by
+  :func:`myopia.attention.constant_past`, exactly as in the built-in GPT. It runs in a
+  forward pre-hook on every attention module, because ``detach="hidden"`` needs keys/values
+  recomputed with the *live* projections from the *detached* attention input, which the
+  attention function cannot see: its ``project`` runs the module once on that input (or,
+  for a frozen past, on the reference model's attention input) in "capture" mode — the
+  attention function only records the post-rotary k, v and returns zeros. The result
+  reaches the real call as ``k_off, v_off``. This works for every family without touching
+  its code.
 * Forward values never depend on the policy. Attention-probability dropout is not applied
   under ``"myopia"`` attention (embedding and residual dropout are); incremental decoding
   with a KV cache (``generate``) falls back to transformers' sdpa attention, where no
@@ -50,7 +52,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from myopia.attention import policy_attention
+from myopia.attention import ConstantPast, constant_past, policy_attention
 from myopia.model import PastState
 from myopia.policy import GradientPolicy
 
@@ -156,16 +158,15 @@ def myopia_attention_forward(
     ctx = _context(module)
     if ctx.record is not None:
         ctx.record.append(PastState(attn_in=module._myopia_attn_in, k=key.detach(), v=value.detach()))
-    offsets = getattr(module, "_myopia_offsets", None)
+    off = getattr(module, "_myopia_offsets", None) or ConstantPast(None, None, ctx.past is None)
     module._myopia_offsets = None
     n_rep = nh // key.shape[1]
     k, v = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)  # (B, nh, T, hs)
-    k_off = v_off = None
-    if offsets is not None:
-        k_off, v_off = _repeat_kv(offsets[0], n_rep), _repeat_kv(offsets[1], n_rep)
+    k_off = None if off.k_off is None else _repeat_kv(off.k_off, n_rep)
+    v_off = None if off.v_off is None else _repeat_kv(off.v_off, n_rep)
     y = policy_attention(
         query, k, v, ctx.policy, k_off=k_off, v_off=v_off, attn_mask=_bool_mask(attention_mask, T),
-        scale=scaling, impl=ctx.impl, off_equals_live=ctx.past is None,
+        scale=scaling, impl=ctx.impl, off_equals_live=off.off_equals_live,
     )
     return y.transpose(1, 2).contiguous(), None  # (B, T, nh, hs)
 
@@ -194,26 +195,25 @@ def _before_attention(module: nn.Module, args: tuple, kwargs: dict):
     module._myopia_offsets = None
     ctx = _context(module)
     h = _hidden_arg(args, kwargs)  # (B, T, C) attention input
-    layer = module._myopia_layer
     past = None
     if ctx.past is not None:
         if len(ctx.past) != module._myopia_n_layers:
             raise ValueError(f"past has {len(ctx.past)} layers, the model has {module._myopia_n_layers}")
-        past = ctx.past[layer]
+        past = ctx.past[module._myopia_layer]
     if ctx.record is not None:
         module._myopia_attn_in = h.detach()
-    if ctx.policy.detach == "hidden" and (past is not None or not ctx.policy.is_vanilla_at(h.shape[1])):
-        src = (past.attn_in if past is not None else h).detach()
+
+    def project(src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Post-rotary (k, v) of attention input ``src``: the module run in capture mode."""
         a, kw = _with_hidden(args, kwargs, src)
         module._myopia_capture = []
         try:
             module.forward(*a, **kw)  # hooks bypassed: this is the capture pass only
-            k_off, v_off = module._myopia_capture[0]
+            return module._myopia_capture[0]
         finally:
             module._myopia_capture = None
-        module._myopia_offsets = (k_off, v_off)
-    elif past is not None:
-        module._myopia_offsets = (past.k.detach(), past.v.detach())
+
+    module._myopia_offsets = constant_past(ctx.policy, h, past, project)
     return None
 
 
