@@ -21,7 +21,7 @@ Design decisions:
   :func:`myopia.attention.policy_attention`, so HF models get exactly the reference and
   fused paths that the built-in GPT uses.
 * The policy (and a frozen past, and a recorder) reach the attention function through a
-  context variable set by :class:`HFCausalLM` (or :func:`using`); without one, the
+  context variable set by :class:`HFCausalLM`; without one, the
   policy given to ``load``/``convert`` applies, so a plain ``model(input_ids)`` works.
 * Where the off-band keys/values come from is decided by
   :func:`myopia.attention.constant_past`, exactly as in the built-in GPT. It runs in a
@@ -42,7 +42,6 @@ Design decisions:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from contextvars import ContextVar
@@ -92,16 +91,6 @@ class PolicyContext:
 
 
 _CONTEXT: ContextVar[PolicyContext | None] = ContextVar("myopia_hf_policy", default=None)
-
-
-@contextlib.contextmanager
-def using(policy: GradientPolicy | None = None, *, impl: str = "auto", past=None, record=None):
-    """Run converted HF models inside the block under ``policy`` (and a frozen ``past``)."""
-    token = _CONTEXT.set(PolicyContext(policy or GradientPolicy(), impl, past, record))
-    try:
-        yield
-    finally:
-        _CONTEXT.reset(token)
 
 
 def _context(module: nn.Module) -> PolicyContext:
@@ -236,7 +225,8 @@ def check_supported(config) -> str:
 def convert(model: nn.Module, policy: GradientPolicy | None = None) -> nn.Module:
     """Switch an already-loaded HF causal LM to policy-aware attention (in place; returns it).
 
-    ``policy`` is the default for calls that do not set one (:func:`using`, :class:`HFCausalLM`).
+    ``policy`` is the default for calls that do not set one (a plain ``model(input_ids)``;
+    :class:`HFCausalLM` calls without ``policy=``).
     """
     check_supported(model.config)
     _register()
@@ -257,13 +247,6 @@ def convert(model: nn.Module, policy: GradientPolicy | None = None) -> nn.Module
             m._myopia_hook = m.register_forward_pre_hook(_before_attention, with_kwargs=True)
     model._myopia_policy = policy or GradientPolicy()
     return model
-
-
-def set_policy(model: nn.Module, policy: GradientPolicy) -> None:
-    """Change the default policy of a converted model."""
-    for m in attention_modules(model):
-        m._myopia_policy = policy
-    model._myopia_policy = policy
 
 
 # ---------------------------------------------------------------------- loading
