@@ -16,6 +16,8 @@ The package is split by what can go wrong and who needs it, so each part reads a
   that say what to do; ``from_config`` for training an architecture from scratch;
 * :mod:`myopia.hf.adapter` — :class:`HFCausalLM` and ``build_hf_model`` (run specs);
 * :mod:`myopia.hf.tiny` — tiny random models and a byte tokenizer, offline;
+* :mod:`myopia.hf.spec` — ``hf_model_spec``: a model directory or HF config as a run's
+  task and model spec (what ``myopia gap --model/--config`` uses), ``HF_FINETUNE_TRAIN``;
 * ``python -m myopia.hf make-tiny DIR`` (:mod:`myopia.hf.__main__`).
 """
 
@@ -31,10 +33,12 @@ from myopia.hf.loading import (
     load_tokenizer,
     max_positions,
 )
+from myopia.hf.spec import HF_FINETUNE_TRAIN, hf_model_spec
 from myopia.hf.tiny import TINY_CONFIGS, byte_tokenizer, make_tiny
 
 __all__ = [
     "HFCausalLM",
+    "HF_FINETUNE_TRAIN",
     "ModelLoadError",
     "SUPPORTED_FAMILIES",
     "TINY_CONFIGS",
@@ -45,6 +49,7 @@ __all__ = [
     "check_tokenizer_fits",
     "convert",
     "from_config",
+    "hf_model_spec",
     "load",
     "load_config",
     "load_model",
