@@ -42,13 +42,62 @@ The correction term remains the device-independent path.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from myopia.policy import GradientPolicy
 
+if TYPE_CHECKING:
+    from myopia.model import PastState
+
 IMPLS = ("auto", "reference", "fast")
+
+
+class ConstantPast(NamedTuple):
+    """The constant keys/values of off-band pairs, in the form :func:`policy_attention` takes."""
+
+    k_off: torch.Tensor | None  # None: the live keys, detached
+    v_off: torch.Tensor | None
+    off_equals_live: bool  # equal in value to the live k, v (the model's own past)
+
+
+def constant_past(
+    policy: GradientPolicy,
+    attn_in: torch.Tensor,
+    past: PastState | None,
+    project: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+) -> ConstantPast:
+    """Where the keys/values of the off-band (constant) pairs of one attention layer come from.
+
+    Written once here so that the built-in GPT and every Hugging Face model agree on it.
+    There are three sources:
+
+    * the model's own past, ``detach="kv"`` (strict myopia, exactly G(0)): the layer's own
+      keys/values, detached. Returned as ``None``: :func:`policy_attention` then uses
+      ``k.detach()``, ``v.detach()``.
+    * the model's own past, ``detach="hidden"`` (the paper's variant): keys/values
+      recomputed with the *live* projections from the *detached* attention input, so
+      W_K/W_V still learn from later losses through the off-band pairs. Skipped when the
+      policy leaves every pair of this length live (nothing would read them).
+    * a frozen reference model's past (``past``; the local myopia bonus): its keys/values
+      for ``detach="kv"``, or its attention input projected with the live projections for
+      ``detach="hidden"``. These differ in value from the live keys/values, so
+      ``off_equals_live`` is False (which also keeps attention off the fused myopic path).
+
+    attn_in: (B, T, C) this layer's attention input. past: this layer's
+    :class:`~myopia.model.PastState` from the frozen model, or None. project(h) -> (k, v):
+    keys/values of an attention input h with this layer's live projections (the built-in
+    GPT: ``CausalSelfAttention.kv``; HF models: a capture pass of the attention module).
+    """
+    if policy.detach == "hidden" and (past is not None or not policy.is_vanilla_at(attn_in.shape[1])):
+        k_off, v_off = project((attn_in if past is None else past.attn_in).detach())
+    elif past is not None:
+        k_off, v_off = past.k.detach(), past.v.detach()
+    else:
+        k_off = v_off = None
+    return ConstantPast(k_off, v_off, past is None)
 
 
 def policy_attention(
@@ -68,9 +117,8 @@ def policy_attention(
 
     q, k, v:      (B, nh, T, hs) — grouped-query heads must already be repeated.
     k_off, v_off: (B, nh, T, hs) keys/values used for off-band pairs. Default: ``k.detach()``,
-                  ``v.detach()`` (strict myopia). For ``detach="hidden"`` the caller passes
-                  projections of the detached attention input; for a frozen past, the
-                  reference model's keys/values.
+                  ``v.detach()`` (strict myopia). :func:`constant_past` derives them (and
+                  ``off_equals_live``) for every policy and past.
     attn_mask:    optional bool (B|1, nh|1, T, T), True where query j may read key i; it must
                   already contain causality. None means plain causal. A query that may read
                   no key at all (left padding) reads its own key instead, so no NaN reaches

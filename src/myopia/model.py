@@ -7,8 +7,9 @@ Design decisions:
   (B, T, n_in) — ``wte`` is a linear map. The head is either token logits or ``n_out``
   real values (regression tasks).
 * The forward pass takes a :class:`GradientPolicy`; forward values never depend on it.
-  For ``detach="hidden"`` the off-band keys/values are the live projections of the
-  *detached* attention input (the paper's variant).
+  Where the off-band keys/values come from (own detached keys/values, the live projections
+  of the detached attention input for ``detach="hidden"``, or a frozen past) is decided by
+  :func:`myopia.attention.constant_past`, shared with the Hugging Face models.
 * A frozen reference model can supply "everything the past provides": ``past_states``
   records, per layer, its attention input and keys/values, and ``forward(past=...)``
   uses them for every off-band pair (used by the local myopia bonus).
@@ -22,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from myopia.attention import policy_attention
+from myopia.attention import constant_past, policy_attention
 from myopia.policy import GradientPolicy
 
 
@@ -94,16 +95,9 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self._heads(q), self._heads(k), self._heads(v)  # (B, nh, T, hs)
         if record is not None:
             record.append(PastState(attn_in=x.detach(), k=k.detach(), v=v.detach()))
-        k_off = v_off = None
-        if past is not None:
-            if policy.detach == "hidden":
-                k_off, v_off = self.kv(past.attn_in.detach())
-            else:
-                k_off, v_off = past.k.detach(), past.v.detach()
-        elif policy.detach == "hidden" and not policy.is_vanilla_at(T):
-            k_off, v_off = self.kv(x.detach())
+        off = constant_past(policy, x, past, self.kv)
         y = policy_attention(
-            q, k, v, policy, k_off=k_off, v_off=v_off, impl=impl, off_equals_live=past is None
+            q, k, v, policy, k_off=off.k_off, v_off=off.v_off, impl=impl, off_equals_live=off.off_equals_live
         )
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.c_proj(y)

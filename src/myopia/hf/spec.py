@@ -1,0 +1,72 @@
+"""The run spec of an HF causal LM: which model, which tokenizer, which text task.
+
+A notebook user and ``myopia gap --model/--config`` must turn "this model directory" or
+"this HF config" into the same task and model specs, checked the same way before anything
+is trained or written; so the resolution lives here, and the command only parses flags.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from myopia.hf.loading import load_config
+
+# Training settings for an HF model (fine-tuning a pretrained one wants a far smaller step
+# size than the built-in GPT's default); a command applies them under the user's own.
+HF_FINETUNE_TRAIN = dict(steps=300, batch_size=16, lr=1e-4, warmup_steps=20, eval_every=50, checkpoint_every=100)
+
+# the fields of a text task an HF run keeps from the task spec it is given
+_TEXT_TASK_FIELDS = ("data", "tokenizer", "vocab_size", "field", "seq_len", "seed")
+
+
+def hf_model_spec(
+    task: dict,
+    *,
+    model: str | Path | None = None,
+    config: str | Path | None = None,
+    trust_remote_code: bool = False,
+) -> tuple[dict, dict]:
+    """(text task spec, model spec) to train an HF causal LM on ``task["data"]``.
+
+    ``model``: a local HF model directory; every run starts from its checkpoint (myopic
+    fine-tuning) and its tokenizer is the default. ``config``: an HF config.json, or a
+    directory holding one; that architecture is trained from scratch, and the tokenizer
+    comes from ``task["tokenizer"]`` or from the config's directory. Exactly one of the two.
+
+    ``task`` is a text task spec (``name`` None or ``"text"``); fields a text task does not
+    have are dropped. Raises ValueError (FileNotFoundError for a missing config file, a
+    :class:`~myopia.hf.ModelLoadError` for a model directory that cannot be loaded) before
+    anything is trained or written.
+    """
+    if (model is None) == (config is None):
+        raise ValueError("give exactly one of model (an HF model directory) or config (an HF config file or directory)")
+    if task.get("name") not in (None, "text"):
+        raise ValueError("an HF causal LM trains on text: use --data FILE (and no --task)")
+    if not task.get("data"):
+        raise ValueError("an HF model needs text to train on: pass --data FILE (.txt, .jsonl, ...)")
+    task = {k: v for k, v in task.items() if k in _TEXT_TASK_FIELDS}
+    task["name"] = "text"
+    if model is not None:
+        path = Path(model).expanduser()
+        load_config(path, trust_remote_code=trust_remote_code)  # clear error before anything is written
+        task.setdefault("tokenizer", str(path.resolve()))
+        spec = {"kind": "hf", "path": str(path.resolve())}
+        if trust_remote_code:
+            spec["trust_remote_code"] = True
+        return task, spec
+    cfg_path = Path(config).expanduser()
+    cfg_file = cfg_path / "config.json" if cfg_path.is_dir() else cfg_path
+    if not cfg_file.exists():
+        raise FileNotFoundError(f"HF config {cfg_file} does not exist")
+    try:
+        hf_config = json.loads(cfg_file.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"HF config {cfg_file} is not valid JSON: {e}") from None
+    if "tokenizer" not in task:
+        if cfg_path.is_dir() and (cfg_path / "tokenizer_config.json").exists():
+            task["tokenizer"] = str(cfg_path.resolve())
+        else:
+            raise ValueError("training an HF config from scratch needs a tokenizer: pass --tokenizer "
+                             "(byte, bpe, or a model directory) or a config directory that holds one")
+    return task, {"kind": "hf", "config": hf_config}
