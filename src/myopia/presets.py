@@ -39,6 +39,14 @@ SWEEP_TRAIN = dict(batch_size=32, lr=3e-3, min_lr_ratio=0.1, warmup_steps=30, we
                    beta2=0.98, grad_clip=1.0, eval_batches=4, test_batches=16, steps=1500, eval_every=250,
                    checkpoint_every=250)
 
+
+
+def train_preset(model: dict | None) -> dict:
+    """The default training of a model spec: a Hugging Face model (pretrained, or an HF
+    architecture) trains with ``FINETUNE_TRAIN``, the built-in GPT with ``SYNTHETIC_TRAIN``."""
+    return FINETUNE_TRAIN if (model or {}).get("kind") == "hf" else SYNTHETIC_TRAIN
+
+
 # The demo: two synthetic tasks and the built-in corpus, both myopic variants.
 DEMO_TASKS = ("precache", "breadcrumbs")
 DEMO_DETACH = ("hidden", "kv")

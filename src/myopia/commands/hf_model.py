@@ -1,7 +1,7 @@
 """Flags that put a Hugging Face causal LM into a training command (``myopia gap``).
 
 ``--model DIR`` starts every run from the checkpoint in DIR (myopic fine-tuning, the
-paper's Pythia protocol); ``--config FILE|DIR`` trains that HF architecture from scratch.
+paper's Pythia protocol); ``--hf-config FILE|DIR`` trains that HF architecture from scratch.
 Text comes from ``--data`` and is tokenized by the model's tokenizer (or ``--tokenizer``).
 Only the flags live here; :func:`myopia.hf.hf_model_spec` resolves and checks them.
 """
@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 
 from myopia.config import dataclass_overrides
-from myopia.hf import HF_FINETUNE_TRAIN, hf_model_spec
+from myopia.hf import hf_model_spec
 from myopia.model import GPTConfig
+from myopia.presets import train_preset
 
 
 def add_hf_model_args(p: argparse.ArgumentParser) -> None:
@@ -20,7 +21,8 @@ def add_hf_model_args(p: argparse.ArgumentParser) -> None:
     x = g.add_mutually_exclusive_group()
     x.add_argument("--model", dest="hf_model", default=None,
                    help="local HF model directory: both runs start from this checkpoint (text from --data)")
-    x.add_argument("--config", "--hf-config", dest="hf_config", default=None,
+    # not --config: the positional CONFIG of a training command is a myopia config file
+    x.add_argument("--hf-config", dest="hf_config", default=None,
                    help="HF config.json (or a directory holding one): train that architecture from scratch")
     g.add_argument("--trust-remote-code", action="store_true", help="allow custom code from the model directory")
 
@@ -30,7 +32,8 @@ def uses_hf_model(args: argparse.Namespace) -> bool:
 
 
 def hf_train_defaults(args: argparse.Namespace) -> dict:
-    return {"train": dict(HF_FINETUNE_TRAIN)} if uses_hf_model(args) else {}
+    """The training preset of the model the flags name (the same rule as ``myopia_gap``'s default)."""
+    return {"train": dict(train_preset({"kind": "hf"} if uses_hf_model(args) else {}))}
 
 
 def apply_hf_model(args: argparse.Namespace, task: dict, model: dict) -> tuple[dict, dict]:

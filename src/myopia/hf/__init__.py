@@ -17,7 +17,7 @@ The package is split by what can go wrong and who needs it, so each part reads a
 * :mod:`myopia.hf.adapter` — :class:`HFCausalLM` and ``build_hf_model`` (run specs);
 * :mod:`myopia.hf.tiny` — tiny random models and a byte tokenizer, offline;
 * :mod:`myopia.hf.spec` — ``hf_model_spec``: a model directory or HF config as a run's
-  task and model spec (what ``myopia gap --model/--config`` uses), ``HF_FINETUNE_TRAIN``;
+  task and model spec (what ``myopia gap --model/--hf-config`` uses);
 * ``python -m myopia.hf make-tiny DIR`` (:mod:`myopia.hf.__main__`).
 """
 
@@ -33,12 +33,11 @@ from myopia.hf.loading import (
     load_tokenizer,
     max_positions,
 )
-from myopia.hf.spec import HF_FINETUNE_TRAIN, hf_model_spec
+from myopia.hf.spec import hf_model_spec
 from myopia.hf.tiny import TINY_CONFIGS, byte_tokenizer, make_tiny
 
 __all__ = [
     "HFCausalLM",
-    "HF_FINETUNE_TRAIN",
     "ModelLoadError",
     "SUPPORTED_FAMILIES",
     "TINY_CONFIGS",

@@ -1,6 +1,6 @@
 """The run spec of an HF causal LM: which model, which tokenizer, which text task.
 
-A notebook user and ``myopia gap --model/--config`` must turn "this model directory" or
+A notebook user and ``myopia gap --model/--hf-config`` must turn "this model directory" or
 "this HF config" into the same task and model specs, checked the same way before anything
 is trained or written; so the resolution lives here, and the command only parses flags.
 """
@@ -11,10 +11,6 @@ import json
 from pathlib import Path
 
 from myopia.hf.loading import load_config
-
-# Training settings for an HF model (fine-tuning a pretrained one wants a far smaller step
-# size than the built-in GPT's default); a command applies them under the user's own.
-HF_FINETUNE_TRAIN = dict(steps=300, batch_size=16, lr=1e-4, warmup_steps=20, eval_every=50, checkpoint_every=100)
 
 # the fields of a text task an HF run keeps from the task spec it is given
 _TEXT_TASK_FIELDS = ("data", "tokenizer", "vocab_size", "field", "seq_len", "seed")

@@ -17,7 +17,7 @@ from myopia.measures.scaffold import (
     MeasureResult, as_detach, as_model, as_seeds, as_task, mean_lists, run_measure, trivial_loss,
 )
 from myopia.policy import GradientPolicy
-from myopia.presets import SYNTHETIC_TRAIN
+from myopia.presets import train_preset
 from myopia.results import mean_ci95
 from myopia.runs import RunSpec
 from myopia.train import TrainConfig
@@ -78,13 +78,13 @@ def myopia_gap(
 
     ``task``: a task name or ``make_task`` keyword arguments. ``model``: a model spec
     (default: the built-in GPT, :data:`myopia.presets.DEFAULT_MODEL`); ``train``: default
-    :data:`myopia.presets.SYNTHETIC_TRAIN`. Writes ``results.json`` and ``config.json`` to
+    :func:`myopia.presets.train_preset` of the model (the same as ``myopia gap``). Writes ``results.json`` and ``config.json`` to
     ``out_dir`` (``myopia.report.draw`` makes the figures); each run keeps its own
     checkpoint directory, so ``resume=True`` continues a killed measurement.
     """
     task_obj, task_spec = as_task(task)
     model = as_model(model)
-    train = train or TrainConfig(**SYNTHETIC_TRAIN)
+    train = train or TrainConfig(**train_preset(model))
     seeds, detach = as_seeds(seeds), as_detach(detach)
     specs = gap_specs(task_spec, model, train, seeds, detach)
 
