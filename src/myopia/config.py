@@ -82,18 +82,71 @@ def dataclass_overrides(args: argparse.Namespace, cls, dest_prefix: str = "") ->
     return out
 
 
-def load_config_file(path: str | Path) -> dict:
-    """A JSON config file: {"task": {...}, "model": {...}, "train": {...}, ...}."""
-    p = Path(path)
+def read_json_file(path: str | Path, what: str):
+    """The parsed JSON of ``path``, or one clear error naming the file and the problem."""
+    p = Path(path).expanduser()
     if not p.exists():
-        raise FileNotFoundError(f"config file {p} does not exist")
+        raise FileNotFoundError(f"{what} {p} does not exist")
+    if p.is_dir():
+        raise ValueError(f"{what} {p} is a directory; give the path of a .json file")
     try:
-        data = json.loads(p.read_text())
+        return json.loads(p.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"config file {p} is not valid JSON: {e}") from None
+        raise ValueError(f"{what} {p} is not valid JSON: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{what} {p} cannot be read: {e}") from None
+
+
+CONFIG_SECTIONS = ("task", "model", "train", "seeds", "detach", "measure")
+
+
+def load_config_file(path: str | Path) -> dict:
+    """A JSON config file: {"task": {...}, "model": {...}, "train": {...}, ...}. The model and
+    train sections are checked here against their dataclasses (unknown keys, wrong types),
+    so a mistake names the file and the valid keys."""
+    from myopia.model import GPTConfig
+    from myopia.train import TrainConfig
+
+    p = Path(path).expanduser()
+    data = read_json_file(p, "config file")
     if not isinstance(data, dict):
         raise ValueError(f"config file {p} must hold a JSON object with task/model/train sections")
-    unknown = set(data) - {"task", "model", "train", "seeds", "detach", "measure"}
+    unknown = set(data) - set(CONFIG_SECTIONS)
     if unknown:
-        raise ValueError(f"config file {p}: unknown sections {sorted(unknown)}; use task, model, train, seeds, detach")
+        raise ValueError(f"config file {p}: unknown sections {sorted(unknown)}; use {', '.join(CONFIG_SECTIONS[:-1])}")
+    for section in ("task", "model", "train"):
+        if section in data and not isinstance(data[section], dict):
+            raise ValueError(f"config file {p}: section {section!r} must be a JSON object of settings")
+    check_fields(TrainConfig, data.get("train", {}), f"config file {p}, section 'train'")
+    model = {k: v for k, v in data.get("model", {}).items() if k != "kind"}
+    if data.get("model", {}).get("kind", "gpt") == "gpt":
+        check_fields(GPTConfig, model, f"config file {p}, section 'model'")
     return data
+
+
+def check_fields(cls, values: dict, where: str) -> None:
+    """Refuse keys that are not fields of dataclass ``cls`` and values of the wrong type."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(fields)}")
+    for name, val in values.items():
+        check_type(cls.__name__, name, val, fields[name].default)
+
+
+def check_type(owner: str, name: str, value, default) -> None:
+    """``value`` must have the type of the field's default (an int where a float is expected is fine)."""
+    if default is None or default is dataclasses.MISSING or value is None:
+        return
+    kind = type(default)
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        raise ValueError(f"{owner}.{name} must be a {kind.__name__} (like {default!r}), got {value!r}")
+
+
+def check_field_types(obj) -> None:
+    """Type check of every field of a dataclass instance (for its ``__post_init__``)."""
+    for f in dataclasses.fields(obj):
+        check_type(type(obj).__name__, f.name, getattr(obj, f.name), f.default)

@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from myopia.attention import constant_past, policy_attention
+from myopia.config import check_field_types
 from myopia.policy import GradientPolicy
 
 
@@ -42,6 +43,7 @@ class GPTConfig:
     bias: bool = True
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         for name in ("block_size", "n_layer", "n_head", "n_embd", "mlp_ratio"):
             if getattr(self, name) < 1:
                 raise ValueError(f"GPTConfig.{name} must be >= 1, got {getattr(self, name)}")

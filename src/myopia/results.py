@@ -11,7 +11,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -123,27 +122,32 @@ class OutputDirExists(FileExistsError, ValueError):
 
 
 def prepare_out_dir(out: str | Path, *, resume: bool, overwrite: bool, measure: str = "measurement") -> Path:
-    """Create ``out``; refuse to touch an existing non-empty one unless told to.
-
-    ``resume``: keep what is there (finished runs are reused, unfinished ones continue).
-    ``overwrite``: delete it first.
-    """
+    """Check ``out`` and create it. An existing non-empty directory is refused unless
+    ``resume`` (keep it: finished runs are reused, unfinished ones continue) or ``overwrite``
+    (the caller builds the new result elsewhere and swaps it in only when it is complete —
+    see :func:`myopia.measures.scaffold.run_measure`; nothing is deleted here)."""
     out = Path(out)
     if resume and overwrite:
         raise ValueError("choose either --resume or --overwrite, not both")
     if out.exists() and not out.is_dir():
         raise OutputDirExists(f"output path {out} exists and is not a directory; choose another --out")
-    if out.exists() and any(out.iterdir()):
-        if overwrite:
-            shutil.rmtree(out)
-        elif resume and not (out / "config.json").exists():
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        if resume and not (out / "config.json").exists():
             raise OutputDirExists(
                 f"{out} is not empty and holds no {measure} (no config.json); choose another --out"
             )
-        elif not resume:
+        if not resume:
             raise OutputDirExists(
                 f"output directory {out} already exists and is not empty; pass --resume to continue it "
                 f"or --overwrite to replace it (or choose another --out)"
             )
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     return out
+
+
+def make_dir(path: Path) -> None:
+    """``mkdir -p`` with one clear error (read-only file system, no permission, a file in the way)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputDirExists(f"cannot create the output directory {path}: {e.strerror or e}; choose another --out") from None

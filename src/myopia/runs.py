@@ -63,6 +63,32 @@ def build_model(spec: dict, task, seed: int) -> torch.nn.Module:
     raise ValueError(f"unknown model kind {kind!r}; use 'gpt' or 'hf'")
 
 
+def validate_specs(specs: list["RunSpec"]) -> None:
+    """Build every distinct task, model and training config of ``specs`` once, in this
+    process, so a bad setting (a width not divisible by the heads, a device this machine
+    lacks, a corrupt model file) is one clear error before any directory is written or any
+    worker process starts."""
+    from myopia.data import make_task
+
+    tasks: dict[str, object] = {}
+    checked: set[str] = set()
+    for spec in specs:
+        TrainConfig(**spec.train)
+        tkey = json.dumps(spec.task, sort_keys=True)
+        if tkey not in tasks:
+            tasks[tkey] = make_task(**spec.task)
+        mkey = json.dumps(spec.model, sort_keys=True) + tkey
+        if mkey in checked:
+            continue
+        checked.add(mkey)
+        if spec.model.get("kind", "gpt") == "hf":
+            from myopia.hf import check_hf_model_spec
+
+            check_hf_model_spec(spec.model, tasks[tkey])
+        else:
+            build_model(spec.model, tasks[tkey], 0)
+
+
 # ---------------------------------------------------------------------- saved runs
 def resolve_checkpoint(path: str | Path) -> Path:
     """A run directory, its checkpoint directory, or a model.safetensors file -> the file."""

@@ -62,6 +62,13 @@ class TrainConfig:
     track_gradients_every: int = 0  # every k steps log myopic/future gradient norms and their cosine (0 = off)
 
     def __post_init__(self) -> None:
+        from myopia.attention import IMPLS
+        from myopia.config import check_field_types
+
+        check_field_types(self)
+        if self.impl not in IMPLS:
+            raise ValueError(f"TrainConfig.impl must be one of {', '.join(IMPLS)}, got {self.impl!r}")
+        check_device(self.device)
         for name in ("steps", "batch_size", "eval_every", "eval_batches", "test_batches", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -98,8 +105,29 @@ class NonFiniteLossError(FloatingPointError):
     pass
 
 
+def check_device(device: str) -> None:
+    """A torch device name that exists on this machine (checked before anything is written)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but this machine has no CUDA GPU; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} is not available on this machine; use --device cpu")
+
+
 def default_forward(model: nn.Module, x: torch.Tensor, policy: GradientPolicy) -> torch.Tensor:
     return model(x, policy=policy)
+
+
+def forward_with_impl(impl: str) -> ForwardFn:
+    """``default_forward`` with the attention implementation of ``TrainConfig.impl``."""
+    if impl == "auto":
+        return default_forward
+    return lambda model, x, policy: model(x, policy=policy, impl=impl)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -181,6 +209,8 @@ def train(
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if forward_fn is default_forward:
+        forward_fn = forward_with_impl(cfg.impl)
     device = cfg.device
     model.to(device)
     model.train()

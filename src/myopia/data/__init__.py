@@ -41,6 +41,13 @@ def make_task(name: str, **overrides):
         return TextTask(**{k: v for k, v in overrides.items() if k in known and (v is not None or k == "data")})
     if name not in PRESETS:
         raise ValueError(f"unknown task {name!r}; available tasks: {', '.join(TASK_NAMES)}")
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(WindowSumTask)} - {"name"}
+    unknown = sorted(k for k, v in overrides.items() if v is not None and k not in known)
+    if unknown:
+        hint = "; --data/--tokenizer/--field/--vocab-size apply to --task text" if {"data", "tokenizer", "field", "vocab_size"} & set(unknown) else ""
+        raise ValueError(f"task {name} does not take {', '.join(unknown)}; its settings are {', '.join(sorted(known))}{hint}")
     params = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
     return WindowSumTask(**params)
 

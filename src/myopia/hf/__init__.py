@@ -33,7 +33,7 @@ from myopia.hf.loading import (
     load_tokenizer,
     max_positions,
 )
-from myopia.hf.spec import hf_model_spec
+from myopia.hf.spec import check_hf_model_spec, hf_model_spec
 from myopia.hf.tiny import TINY_CONFIGS, byte_tokenizer, make_tiny
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "attention_modules",
     "build_hf_model",
     "byte_tokenizer",
+    "check_hf_model_spec",
     "check_tokenizer_fits",
     "convert",
     "from_config",

@@ -117,8 +117,9 @@ class HFCausalLM(nn.Module):
 
 def build_hf_model(spec: dict, task, seed: int) -> HFCausalLM:
     """The ``{"kind": "hf", "path": DIR}`` / ``{"kind": "hf", "config": {...}}`` model of a run spec."""
-    if ("path" in spec) == ("config" in spec):
-        raise ValueError('an "hf" model spec needs exactly one of "path" (a model directory) or "config" (HF config)')
+    from myopia.hf.spec import check_hf_model_spec
+
+    check_hf_model_spec(spec, task)
     if "path" in spec:
         from transformers.utils import logging as hf_logging
 
@@ -131,15 +132,5 @@ def build_hf_model(spec: dict, task, seed: int) -> HFCausalLM:
             hf_logging.enable_progress_bar()
     else:
         model = HFCausalLM(from_config(spec["config"], seed=seed))
-    if getattr(task, "regression", False):
-        raise ValueError("an HF causal LM needs a token task (e.g. --data FILE), not a regression task")
-    if task.vocab_size > model.vocab_size:
-        raise ValueError(
-            f"tokenizer/model mismatch: the task's tokenizer has {task.vocab_size} tokens but the model's head "
-            f"has {model.vocab_size}; use the tokenizer the model was trained with"
-        )
-    limit = max_positions(model.config)
-    if limit is not None and task.seq_len > limit:
-        raise ValueError(f"sequence length {task.seq_len} exceeds the model's {limit} positions; lower --seq-len")
     torch.manual_seed(seed)
     return model

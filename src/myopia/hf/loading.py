@@ -82,6 +82,40 @@ def load_tokenizer(path: str | Path, *, trust_remote_code: bool = False):
         ) from None
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model", "spiece.model")
+
+
+def check_tokenizer_files(path: str | Path) -> None:
+    """A local model directory used as a tokenizer must hold tokenizer files; without them
+    transformers would build an empty tokenizer and every text would be one unknown token."""
+    p = Path(path).expanduser()
+    if p.is_dir() and not any((p / name).exists() for name in TOKENIZER_FILES):
+        raise ModelLoadError(
+            f"the tokenizer is missing: {p} holds no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); "
+            f"save them there with tokenizer.save_pretrained(DIR), or pass --tokenizer DIR|byte|bpe"
+        )
+
+
+def check_weight_files(path: str | Path) -> None:
+    """Every *.safetensors file of a model directory is complete: the header's tensor offsets
+    end exactly at the end of the file (a truncated or corrupt download is named here, before
+    anything is written, rather than deep inside a training worker)."""
+    import json
+    import struct
+
+    for f in sorted(Path(path).expanduser().glob("*.safetensors")):
+        try:
+            with open(f, "rb") as fh:
+                (n,) = struct.unpack("<Q", fh.read(8))
+                header = json.loads(fh.read(n))
+            end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+            ok = f.stat().st_size == 8 + n + end
+        except (OSError, ValueError, KeyError, TypeError, struct.error, MemoryError, OverflowError):
+            ok = False
+        if not ok:
+            raise ModelLoadError(f"{f} is truncated or not a safetensors file; copy or save the model again")
+
+
 def check_tokenizer_fits(tokenizer, model: nn.Module, where: str = "") -> None:
     n_emb = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > n_emb:
@@ -138,7 +172,19 @@ def load(
 
 def from_config(config, policy: GradientPolicy | None = None, *, seed: int | None = None) -> nn.Module:
     """A freshly initialised HF causal LM (from a config object, dict or config.json path)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
+
+    config = config_object(config)
+    register()
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation=ATTN_NAME, dtype=torch.float32)
+    return convert(model, policy)
+
+
+def config_object(config):
+    """An HF config object of a supported family, from a config object, dict or config.json path."""
+    from transformers import AutoConfig
 
     if isinstance(config, (str, Path)):
         p = Path(config)
@@ -158,11 +204,7 @@ def from_config(config, policy: GradientPolicy | None = None, *, seed: int | Non
             d.pop(k, None)
         config = AutoConfig.for_model(model_type, **d)
     check_supported(config)
-    register()
-    if seed is not None:
-        torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config, attn_implementation=ATTN_NAME, dtype=torch.float32)
-    return convert(model, policy)
+    return config
 
 
 def max_positions(config) -> int | None:

@@ -7,10 +7,10 @@ is trained or written; so the resolution lives here, and the command only parses
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from myopia.hf.loading import load_config
+from myopia.config import read_json_file
+from myopia.hf.loading import check_tokenizer_files, check_weight_files, config_object, load_config, max_positions
 
 # the fields of a text task an HF run keeps from the task spec it is given
 _TEXT_TASK_FIELDS = ("data", "tokenizer", "vocab_size", "field", "seq_len", "seed")
@@ -45,20 +45,22 @@ def hf_model_spec(
     task["name"] = "text"
     if model is not None:
         path = Path(model).expanduser()
-        load_config(path, trust_remote_code=trust_remote_code)  # clear error before anything is written
+        load_config(path, trust_remote_code=trust_remote_code)  # clear errors before anything is written
+        check_weight_files(path)
         task.setdefault("tokenizer", str(path.resolve()))
+        check_tokenizer_files(task["tokenizer"])
         spec = {"kind": "hf", "path": str(path.resolve())}
         if trust_remote_code:
             spec["trust_remote_code"] = True
         return task, spec
     cfg_path = Path(config).expanduser()
     cfg_file = cfg_path / "config.json" if cfg_path.is_dir() else cfg_path
-    if not cfg_file.exists():
-        raise FileNotFoundError(f"HF config {cfg_file} does not exist")
-    try:
-        hf_config = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"HF config {cfg_file} is not valid JSON: {e}") from None
+    hf_config = read_json_file(cfg_file, "HF config")
+    if not isinstance(hf_config, dict) or "model_type" not in hf_config:
+        raise ValueError(
+            f"HF config {cfg_file} has no model_type, so it is not a Hugging Face config; a myopia config file "
+            f"(task/model/train sections) is given without a flag: myopia gap {cfg_file}"
+        )
     if "tokenizer" not in task:
         if cfg_path.is_dir() and (cfg_path / "tokenizer_config.json").exists():
             task["tokenizer"] = str(cfg_path.resolve())
@@ -66,3 +68,27 @@ def hf_model_spec(
             raise ValueError("training an HF config from scratch needs a tokenizer: pass --tokenizer "
                              "(byte, bpe, or a model directory) or a config directory that holds one")
     return task, {"kind": "hf", "config": hf_config}
+
+
+def check_hf_model_spec(spec: dict, task) -> None:
+    """Refuse what :func:`myopia.hf.build_hf_model` would refuse — a bad spec, an unreadable
+    config, truncated weights, a tokenizer larger than the model's head, sequences longer than
+    its positions — without loading the weights (run before anything is written)."""
+    if ("path" in spec) == ("config" in spec):
+        raise ValueError('an "hf" model spec needs exactly one of "path" (a model directory) or "config" (HF config)')
+    if "path" in spec:
+        config = load_config(spec["path"], trust_remote_code=spec.get("trust_remote_code", False))
+        check_weight_files(spec["path"])
+    else:
+        config = config_object(spec["config"])
+    if getattr(task, "regression", False):
+        raise ValueError("an HF causal LM needs a token task (e.g. --data FILE), not a regression task")
+    vocab = getattr(config, "vocab_size", None)
+    if vocab is not None and task.vocab_size > vocab:
+        raise ValueError(
+            f"tokenizer/model mismatch: the task's tokenizer has {task.vocab_size} tokens but the model's head "
+            f"has {vocab}; use the tokenizer the model was trained with"
+        )
+    limit = max_positions(config)
+    if limit is not None and task.seq_len > limit:
+        raise ValueError(f"sequence length {task.seq_len} exceeds the model's {limit} positions; lower --seq-len")

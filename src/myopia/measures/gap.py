@@ -71,7 +71,7 @@ def myopia_gap(
     out_dir: str | Path = "runs/gap",
     resume: bool = False,
     overwrite: bool = False,
-    workers: int = 0,
+    workers: int = 1,
     progress: bool = True,
 ) -> GapResult:
     """Train vanilla and myopic models for each seed and measure the gap on held-out data.

@@ -89,7 +89,7 @@ def horizon_curve(
     out_dir: str | Path = "runs/horizon",
     resume: bool = False,
     overwrite: bool = False,
-    workers: int = 0,
+    workers: int = 1,
     progress: bool = True,
 ) -> HorizonResult:
     """Held-out loss vs gradient horizon on a task, over seeds (default training:

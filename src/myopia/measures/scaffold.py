@@ -20,14 +20,16 @@ that calls :func:`run_measure`, plus one command file (see docs/architecture.md)
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar
 
 import torch
 
-from myopia.results import atomic_write_json, prepare_out_dir, provenance, write_config
-from myopia.runs import RunSpec, run_all
+from myopia.results import atomic_write_json, make_dir, prepare_out_dir, provenance, write_config
+from myopia.runs import RunSpec, run_all, validate_specs
 from myopia.train import RunResult, held_out_losses
 
 
@@ -55,18 +57,62 @@ def run_measure(
     out_dir: str | Path,
     resume: bool = False,
     overwrite: bool = False,
-    workers: int = 0,
+    workers: int = 1,
     progress: bool = True,
     desc: str | None = None,
 ) -> MeasureResult:
-    """Prepare ``out_dir``, write its config, train ``specs``, summarise, write results.json."""
-    out = prepare_out_dir(out_dir, resume=resume, overwrite=overwrite, measure=name)
-    write_config(out, {"measure": name, **config})
-    runs = run_all(specs, out / "runs", workers=workers, progress=progress, desc=desc or name) if specs else {}
-    result = summarize(runs, out)
-    result.provenance = provenance()
-    atomic_write_json(out / "results.json", result.to_dict())
+    """Check the specs, prepare ``out_dir``, write its config, train the specs, summarise and
+    write results.json.
+
+    Nothing already written is lost: every setting, model and file of the specs is checked
+    before a directory is created; ``overwrite`` builds the new result in a sibling
+    directory and swaps it in only once it is complete (a failure leaves the old result
+    untouched); a failure before any run has made progress removes the directory it created.
+    ``workers``: parallel training processes (1: in this process, the default for the
+    Python API so scripts and notebooks need no ``__main__`` guard; 0: one per core).
+    """
+    validate_specs(specs)
+    out = Path(out_dir)
+    prepare_out_dir(out, resume=resume, overwrite=overwrite, measure=name)  # checks; creates out if missing
+    had_content = any(out.iterdir())
+    replacing = overwrite and had_content
+    work = out.with_name(f".{out.name}.new") if replacing else out
+    if replacing:
+        shutil.rmtree(work, ignore_errors=True)  # what an earlier, failed replacement left
+        make_dir(work)
+    try:
+        write_config(work, {"measure": name, **config})
+        runs = run_all(specs, work / "runs", workers=workers, progress=progress, desc=desc or name) if specs else {}
+        result = summarize(runs, work)
+        result.provenance = provenance()
+        atomic_write_json(work / "results.json", result.to_dict())
+    except BaseException as e:
+        if replacing:
+            shutil.rmtree(work, ignore_errors=True)
+            _add_note(e, f"the previous result in {out} is untouched")
+        elif not had_content and not _made_progress(out):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    if replacing:
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(work, out)
+        shutil.rmtree(old, ignore_errors=True)
     return result
+
+
+def _made_progress(out: Path) -> bool:
+    """Did any run of ``out`` finish or checkpoint (worth keeping for --resume)?"""
+    runs = out / "runs"
+    return runs.is_dir() and any(
+        (d / "result.json").exists() or (d / "checkpoint").exists() for d in runs.iterdir() if d.is_dir()
+    )
+
+
+def _add_note(e: BaseException, note: str) -> None:
+    if isinstance(e, (ValueError, OSError, RuntimeError)) and e.args and isinstance(e.args[0], str):
+        e.args = (f"{e.args[0]} ({note})", *e.args[1:])
 
 
 # ------------------------------------------------------------------ argument normalisation

@@ -151,7 +151,7 @@ def compute_sweep(
     train: dict | None = None,
     detach: str = "kv",
     out_dir: str | Path = "runs/sweep",
-    workers: int = 0,
+    workers: int = 1,
     progress: bool = True,
 ) -> SweepResult:
     """Run (or resume) the sweep in ``out_dir`` and fit the compute multiplier.
