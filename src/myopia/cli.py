@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 import sys
 
 COMMAND_MODULES = [
@@ -21,6 +23,9 @@ COMMAND_MODULES = [
     "myopia.commands.horizon",
     "myopia.commands.report",
 ]
+
+
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 class CliError(Exception):
@@ -38,10 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in COMMAND_MODULES:
         importlib.import_module(mod).add_cli(sub)
+    for p in sub.choices.values():
+        # `--lr -1e-3` is a (bad) value, not an unknown option: argparse's own pattern misses exponents
+        p._negative_number_matcher = NEGATIVE_NUMBER
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    # one progress bar per command (ours, in training steps): Hugging Face libraries' own
+    # loading/saving bars are switched off before they are imported (workers inherit this)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -52,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("myopia: interrupted; finished runs and checkpoints are kept (rerun with --resume)", file=sys.stderr)
         return 130
-    except (CliError, ValueError, FileNotFoundError, FileExistsError, FloatingPointError, RuntimeError, TypeError) as e:
+    except (CliError, ValueError, OSError, FloatingPointError, RuntimeError, TypeError) as e:
         if getattr(args, "debug", False):
             raise
         print(f"myopia {args.command}: error: {e}", file=sys.stderr)

@@ -211,11 +211,12 @@ def run_all(
     out = Path(out_dir)
     workers = workers or default_workers(len(specs))
     total = sum(TrainConfig(**s.train).steps for s in specs)
+    done = sum(TrainConfig(**s.train).steps for s in specs if (out / s.key / "result.json").exists())
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=total, initial=done, desc=desc, unit="step", dynamic_ncols=True)
     results: dict[str, RunResult] = {}
     try:
         if workers == 1:
@@ -227,10 +228,15 @@ def run_all(
         with ctx.Manager() as manager, ctx.Pool(workers) as pool:
             queue = manager.Queue()
             pending = [pool.apply_async(_worker, (s.to_dict(), str(out), threads, queue)) for s in specs]
+            started = False
             while pending:
                 while not queue.empty():
                     n = queue.get()
                     if bar is not None:
+                        if not started:  # the rate and ETA count training steps, not worker start-up
+                            bar.reset()
+                            bar.update(done)
+                            started = True
                         bar.update(n)
                 still = []
                 for p in pending:

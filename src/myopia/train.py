@@ -235,7 +235,7 @@ def train(
     if progress is True:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.steps, initial=start, desc=desc or policy.name, leave=False, dynamic_ncols=True)
+        bar = tqdm(total=cfg.steps, initial=start, desc=desc or policy.name, unit="step", leave=False, dynamic_ncols=True)
     tick = progress if callable(progress) else None
     if cfg.track_gradients_every:  # an ordinary callback; imported here because myopia.gradients imports this module
         from myopia.gradients import gradient_split_tracker

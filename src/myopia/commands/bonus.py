@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from myopia.commands.common import add_run_args
+from myopia.commands.common import add_run_args, print_warnings
 from myopia.config import add_dataclass_args, dataclass_overrides
 from myopia.measures.bonus import INITS, load_theta0, local_myopia_bonus
 from myopia.presets import BONUS_TRAIN
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     draw(r, args.out)
+    print_warnings(r)
     print(f"{'variant':<16}{'L(θ0)':>10}{'L(φ*)':>10}  bonus [95% CI over {r.bonus['n']} held-out batches]")
     for var in r.variants.values():
         print(f"{var['policy']:<16}{r.base_loss:>10.4f}{var['bonus_loss']:>10.4f}  "

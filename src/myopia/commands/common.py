@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from myopia.config import add_dataclass_args, dataclass_overrides, load_config_file
 from myopia.data import TASK_NAMES
@@ -82,6 +83,12 @@ def training_settings(
     model = {**defaults.get("model", {}), **file.get("model", {}), **dataclass_overrides(args, GPTConfig, "model_")}
     train = TrainConfig(**{**defaults.get("train", {}), **file.get("train", {}), **dataclass_overrides(args, TrainConfig, "train_")})
     return task, model, train, file
+
+
+def print_warnings(result) -> None:
+    """A measure's warnings, on stderr, where they are seen next to its table."""
+    for w in getattr(result, "warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
 
 
 def format_table(rows: list[tuple]) -> str:

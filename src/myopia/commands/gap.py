@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from myopia.commands.common import add_output_args, add_training_args, format_table, training_settings
+from myopia.commands.common import add_output_args, add_training_args, format_table, print_warnings, training_settings
 from myopia.commands.hf_model import add_hf_model_args, apply_hf_model, hf_train_defaults
 from myopia.measures.gap import myopia_gap
 from myopia.presets import SYNTHETIC_TRAIN
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     draw(result, args.out)
+    print_warnings(result)
     print(format_gap_table([result]))
     if result.token_gaps.get("largest"):
         print("next tokens with the largest gap: " + ", ".join(

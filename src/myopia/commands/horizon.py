@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from myopia.commands.common import add_output_args, add_training_args, format_table, training_settings
+from myopia.commands.common import add_output_args, add_training_args, format_table, print_warnings, training_settings
 from myopia.measures.horizon import DEFAULT_HORIZONS, horizon_curve
 from myopia.presets import SYNTHETIC_TRAIN
 from myopia.report.figures import draw
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     draw(result, args.out)
+    print_warnings(result)
     print(format_horizon_table(result))
     print(f"results: {args.out}/results.json   plot: {args.out}/horizon.png")
     return 0

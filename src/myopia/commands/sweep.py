@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from myopia.commands.common import add_run_args, add_text_args, format_table, text_overrides
+from myopia.commands.common import add_run_args, add_text_args, format_table, print_warnings, text_overrides
 from myopia.measures.sweep import DEFAULT_SIZES, DEFAULT_TOKEN_EXPONENT, DEFAULT_TOKENS, LARGER_SIZES, compute_sweep
 from myopia.presets import SWEEP_TRAIN
 from myopia.report.figures import draw
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out, workers=args.workers, progress=not args.no_progress,
     )
     draw(r, args.out)
+    print_warnings(r)
     print()
     print(format_sweep_table(r))
     print(f"\nresults: {args.out}/results.json   plots: {args.out}/loss_vs_compute.png, gap_vs_size.png, multiplier.png")

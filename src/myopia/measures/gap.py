@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from myopia.measures.scaffold import (
-    MeasureResult, as_detach, as_model, as_seeds, as_task, mean_lists, run_measure, trivial_loss,
+    MeasureResult, above_trivial, as_detach, as_model, as_seeds, as_task, mean_lists, run_measure, trivial_loss,
 )
 from myopia.policy import GradientPolicy
 from myopia.presets import train_preset
@@ -118,7 +118,7 @@ def myopia_gap(
             per_position_gap=head["per_position_gap"], per_position_gap_ci95=head["per_position_gap_ci95"],
             vanilla_per_position=mean_lists([v.test_loss_per_position for v in van]),
             myopic_per_position=head["myopic_per_position"],
-            variants=variants, curves={k: r.curve for k, r in runs.items()},
+            variants=variants, curves={k: r.curve for k, r in runs.items()}, warnings=above_trivial(runs, triv),
         )
         if not task_obj.regression:
             result.token_gaps = token_gaps(task_obj, specs, out / "runs", head["policy"], train)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from myopia.measures.scaffold import MeasureResult, as_model, as_seeds, as_task, run_measure, trivial_loss
+from myopia.measures.scaffold import MeasureResult, above_trivial, as_model, as_seeds, as_task, run_measure, trivial_loss
 from myopia.policy import GradientPolicy
 from myopia.presets import SYNTHETIC_TRAIN
 from myopia.results import mean_ci95
@@ -130,6 +130,7 @@ def horizon_curve(
         return HorizonResult(
             task=task_spec, model=model, train=train.to_dict(), seeds=seeds, detach=detach, n_layer=n_layer,
             trivial_loss=triv, horizons=rows, curves={k: r.curve for k, r in runs.items()},
+            warnings=above_trivial(runs, triv),
             note=(f"band horizon h is per attention hop: with {n_layer} layers the loss at j can train computations "
                   f"up to {n_layer}*h positions back; block=c is exact at any depth"),
         )

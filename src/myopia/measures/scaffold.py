@@ -39,6 +39,7 @@ class MeasureResult:
     :mod:`myopia.report`), ``provenance`` says what made it."""
 
     measure: ClassVar[str] = ""
+    warnings: list[str] = field(default_factory=list, kw_only=True)  # read before quoting a number
     provenance: dict = field(default_factory=dict, kw_only=True)
 
     def to_dict(self) -> dict:
@@ -160,6 +161,16 @@ def trivial_loss(task, batches: int, batch_size: int) -> tuple[float, list[float
     (predict 0 for the window sum; the unigram model for text)."""
     _, per_pos = held_out_losses(task, task.trivial_loss, split="test", batches=batches, batch_size=batch_size)
     return sum(per_pos) / len(per_pos), per_pos
+
+
+def above_trivial(runs: dict[str, RunResult], trivial: float) -> list[str]:
+    """A warning for every run that ended above the trivial predictor's loss: it learned
+    nothing, and a gap between such runs says nothing about pre-caching."""
+    return [
+        f"run {key} ended at held-out loss {r.test_loss:.4f}, above the trivial loss {trivial:.4f}: it learned "
+        f"nothing; train longer (--steps) or change the learning rate (--lr) before reading its numbers"
+        for key, r in runs.items() if r.test_loss > trivial
+    ]
 
 
 def mean_lists(rows: list[list[float]]) -> list[float]:

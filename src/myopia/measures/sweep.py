@@ -161,6 +161,8 @@ def compute_sweep(
     """
     t0 = time.perf_counter()
     sizes = list(sizes)
+    for size in sizes:
+        size_shape(size)  # names a malformed size before counting them
     if len(sizes) < 2:
         raise ValueError(f"a sweep needs at least 2 model sizes to fit loss against compute, got {sizes}; use --sizes")
     if len(set(sizes)) != len(sizes):
