@@ -69,7 +69,7 @@ def provenance() -> dict:
     }
 
 
-NO_INTERVAL_ONE_VALUE = "one value (one seed): no interval"
+NO_INTERVAL_ONE_VALUE = "single value (one seed): no interval"
 
 
 def mean_ci95(values: list[float]) -> dict:
@@ -93,7 +93,7 @@ def format_ci(stat: dict, fmt: str = "+.4f") -> str:
     """``[lo, hi]`` of a :func:`mean_ci95` result, or the reason there is none — one
     convention for every table."""
     if stat.get("ci95") is None:
-        return f"[no interval: {stat.get('note') or 'n/a'}]"
+        return f"[{stat.get('note') or 'no interval'}]"
     lo, hi = stat["ci95"]
     return f"[{lo:{fmt}}, {hi:{fmt}}]"
 

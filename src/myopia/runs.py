@@ -137,9 +137,8 @@ def load_checkpoint_model(ckpt: Path, model_spec: dict, task, seed: int = 0) -> 
         spec["block_size"] = int(wpe.shape[0])
         if spec["block_size"] < task.seq_len:
             raise ValueError(
-                f"the checkpoint's model covers {spec['block_size']} positions but the sequences have {task.seq_len}; "
-                f"use context lengths / --seq-len <= {spec['block_size']}, or train a model on longer sequences "
-                f"(omit --checkpoint)"
+                f"the checkpoint {ckpt} covers {spec['block_size']} positions but the sequences have {task.seq_len}; "
+                f"use --seq-len (and context lengths) <= {spec['block_size']}, or a model trained on longer sequences"
             )
     model = build_model(spec, task, seed)
     try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from myopia.results import make_dir
+
 from myopia.hf.loading import from_config
 
 
@@ -54,7 +56,7 @@ def make_tiny(out_dir: str | Path, family: str = "gpt2", seed: int = 0) -> Path:
            "bos_token_id": tok.eos_token_id, "eos_token_id": tok.eos_token_id, **TINY_CONFIGS[family]}
     model = from_config(cfg, seed=seed)
     model.set_attn_implementation("sdpa")  # saved config names a standard implementation
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
