@@ -107,6 +107,9 @@ CASES = [
     (["sweep", "--sizes", "L2-d32", "--out", f"{W}/o29"], "at least 2 model sizes"),
     (["gap", "--p", "1.5", "--out", f"{W}/o30"], "p must be in [0, 1]"),
     (["gap", "--a", "fast", "--out", f"{W}/o31"], "invalid float value"),
+    (["bonus", "--model", f"{W}/corrupt", "--data", f"{W}/docs.txt", "--out", f"{W}/o32"],
+     "truncated or not a safetensors file"),
+    (["bonus", "--model", f"{W}/notok", "--data", f"{W}/docs.txt", "--out", f"{W}/o33"], "the tokenizer is missing"),
 ]
 
 

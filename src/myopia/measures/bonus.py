@@ -188,9 +188,12 @@ def load_theta0(model: str | Path, *, data: str | None = None, seq_len: int | No
     cfg_file = p / "config.json" if p.is_dir() else None
     if cfg_file is not None and cfg_file.exists() and "model_type" in json.loads(cfg_file.read_text()):
         from myopia.hf import HFCausalLM
+        from myopia.hf.loading import check_tokenizer_files, check_weight_files
 
         if data is None:
             raise ValueError("an HF model needs text to measure on: pass --data FILE")
+        check_weight_files(p)
+        check_tokenizer_files(tokenizer or p)
         theta0 = HFCausalLM.from_pretrained(p, trust_remote_code=trust_remote_code)
         task = {"name": "text", "data": str(data), "tokenizer": tokenizer or str(p.resolve())}
         if seq_len is not None:
