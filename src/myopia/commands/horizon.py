@@ -48,11 +48,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_horizon_table(result) -> str:
-    rows = [("horizon", "reach of a loss at j", "loss mean [95% CI]", "/ trivial", "per seed")]
+    rows = [("horizon", "reach of a loss at j", "loss mean [95% CI]", "/ trivial [bootstrap 95%]", "per seed")]
     for r in result.horizons:
         s = r["loss"]
-        rows.append((r["horizon"], r["reach"], f"{s['mean']:.4f} {format_ci(s, '.4f')}", f"{r['relative_to_trivial']:.0%}",
+        rows.append((r["horizon"], r["reach"], f"{s['mean']:.4f} {format_ci(s, '.4f')}", _share(r["relative_to_trivial"]),
                      " ".join(f"{v:.4f}" for v in r["loss_per_seed"])))
     name = result.task.get("name", "task")
     return (f"{name}: held-out loss vs gradient horizon (trivial predictor {result.trivial_loss:.4f}; "
             f"h is per attention hop)\n" + format_table(rows))
+
+
+def _share(stat: dict | None) -> str:
+    if stat is None:
+        return "n/a"
+    if stat["ci95"] is None:
+        return f"{stat['mean']:.0%}"
+    lo, hi = stat["ci95"]
+    return f"{stat['mean']:.0%} [{lo:.0%}, {hi:.0%}]"
