@@ -21,6 +21,13 @@ Why these numbers:
 * ``SWEEP_TRAIN`` — every optimisation setting of a sweep pinned, so a sweep's config (and
   a resumed directory) does not follow later changes of TrainConfig's defaults; steps,
   eval_every and checkpoint_every are replaced per size by the token budget rule.
+* ``CONSEQUENCES_*`` — ``myopia consequences`` (output-side myopia on the known-law source
+  ``branching``): a 2-layer d=32 GPT learns the 32-token source to within ~0.005 nats of its
+  entropy rate in 300 steps, so a self-fulfilling bias would not hide behind an unlearnt
+  law; the positive control fine-tunes it for 150 steps with a policy-gradient weight of
+  0.5, which shifts it clearly (easy mass ~0.7 against q's 0.5) while its loss stays within
+  ~0.02 nats; 128 generations of 64 tokens per model and seed give the drift curves. The
+  whole command takes a few minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -45,3 +52,13 @@ DEMO_DETACH = ("hidden", "kv")
 DEMO_TEXT_TASK = {"name": "text", "seq_len": 64}
 DEMO_SEEDS = 3
 
+
+# `myopia consequences`: the known-law source, model, teacher-forced training, the
+# policy-gradient control and the free-running generations.
+CONSEQUENCES_TASK = {"name": "branching"}
+CONSEQUENCES_MODEL = {"kind": "gpt", "n_layer": 2, "n_head": 2, "n_embd": 32}
+CONSEQUENCES_TRAIN = dict(steps=300, batch_size=32, lr=1e-2, warmup_steps=30, eval_every=100, checkpoint_every=100,
+                          test_batches=8, threads=1)
+CONSEQUENCES_CONTROL = dict(steps=150, lr=2e-3, weight=0.5, continuation_len=2, reward_floor=-10.0)
+CONSEQUENCES_DRIFT = dict(samples=128, prompt_len=4, length=64, window=8, ngram=2, loop_window=16, temperature=1.0)
+CONSEQUENCES_SEEDS = 3
