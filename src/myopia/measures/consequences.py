@@ -385,6 +385,15 @@ def output_myopia(
     def summarize(runs, out: Path) -> ConsequencesResult:
         runs = {**runs, **run_all(finetunes, out / "runs", workers=workers, progress=progress,
                                   desc="consequences: fine-tunes")}
+        threads = torch.get_num_threads()
+        if train.threads:  # the analysis runs small models step by step, like the runs: same thread count
+            torch.set_num_threads(train.threads)
+        try:
+            return analyse(runs, out)
+        finally:
+            torch.set_num_threads(threads)
+
+    def analyse(runs, out: Path) -> ConsequencesResult:
         names = ["vanilla", *(GradientPolicy(horizon=0, detach=d).name for d in detach), "control", "finetune"]
         by_key = {s.key: s for s in teacher_forced + finetunes}
         models = {}
