@@ -58,11 +58,14 @@ from myopia.presets import (
     CONSEQUENCES_CONTROL, CONSEQUENCES_DRIFT, CONSEQUENCES_MODEL, CONSEQUENCES_SEEDS, CONSEQUENCES_TASK,
     CONSEQUENCES_TRAIN,
 )
-from myopia.results import mean_ci95, wilson95
+from myopia.results import format_ci, mean_ci95, wilson95
 from myopia.runs import RunSpec, build_model, load_checkpoint_model, resolve_checkpoint, run_all
 from myopia.train import TrainConfig
 
-KNOWN_LAW = ("next_token_law", "source_log_prob", "ngram_law", "sample", "pairs")
+# What a token source must offer (BranchingSource does): its exact law, samples that can
+# continue from any token (the control's world; a first-order source), and what summarises it.
+KNOWN_LAW = ("next_token_law", "source_log_prob", "ngram_law", "sample", "pairs", "entropy_rate",
+             "continuation_entropy")
 MAX_NGRAM_CELLS = 1 << 22  # V**n cells of an n-gram law held in memory
 
 
@@ -161,6 +164,7 @@ class ConsequencesResult(MeasureResult):
     models: dict  # name -> bias {mean, ci95}, loop_rate, ngram_divergence [by length], ... (see module docstring)
     lengths: list[int]  # generated length at the end of each drift window
     wall_time_s: float = 0.0
+    summary: str = ""  # the answer in one line: each model's bias with its interval
     curves: dict = field(default_factory=dict)  # run key -> training curve
     note: str = ""
 
@@ -432,6 +436,8 @@ def output_myopia(
             task=task_spec, model=model, train=train.to_dict(), control=control.to_dict(), drift=drift.to_dict(),
             seeds=seeds, detach=detach, source=source_stats, models=models, lengths=drift.lengths,
             wall_time_s=time.perf_counter() - t0, curves={k: r.curve for k, r in runs.items()},
+            summary="self-fulfilling bias (nats, 95% CI over seeds): " + "; ".join(
+                f"{name} {m['bias']['mean']:+.3f} {format_ci(m['bias'], '+.3f')}" for name, m in models.items()),
             note=("bias: q-weighted mean over (easy, hard) pairs of [log p(e)-log p(h)] - [log q(e)-log q(h)] at "
                   "positions where the source offers pairs (nats; 0 for p = q); mean and 95% t-interval over seeds. "
                   "myopic = strict myopia (detach=kv). Drift: sampled decoding at top level, greedy under 'greedy'; "
