@@ -127,7 +127,9 @@ def run_one(spec: RunSpec, out_dir: Path | None, progress=True) -> RunResult:
 
     task = make_task(**spec.task)
     if spec.extra.get("init_from"):  # a fine-tune: start from another run's final weights
-        start = resolve_checkpoint(Path(out_dir or ".") / spec.extra["init_from"])
+        if out_dir is None:
+            raise ValueError(f"run {spec.key} starts from run {spec.extra['init_from']!r}: give the runs directory")
+        start = resolve_checkpoint(out_dir / spec.extra["init_from"])
         model = load_checkpoint_model(start, spec.model, task, spec.seed)
     else:
         model = build_model(spec.model, task, spec.seed)
