@@ -5,7 +5,7 @@
 # committed ones.
 . "$(dirname "$0")/env.sh"
 
-# docs/results/consequences — output-side myopia on the branching source (~1.1 CPU-minutes;
-# 4 min 13 s wall with --workers 1 on 2 cores shared with other jobs, load ~15)
+# docs/results/consequences — output-side myopia on the branching source (~1.2 CPU-minutes;
+# 4 min 17 s wall with --workers 1 on 2 cores shared with other jobs, load ~17)
 myopia consequences --out runs/consequences --overwrite --no-progress
 cp runs/consequences/{results.json,config.json,consequences.png} docs/results/consequences/
