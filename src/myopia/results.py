@@ -107,6 +107,20 @@ def bootstrap_ci(values: list[float], *, n: int = 2000, seed: int = 0) -> dict:
             "n": int(v.size), "method": "percentile bootstrap over seeds"}
 
 
+def wilson95(successes: int, n: int) -> list[float]:
+    """Two-sided 95% Wilson score interval of a proportion: bounded in [0, 1] and sensible at
+    0 or n successes, where the normal interval collapses."""
+    if n < 1:
+        raise ValueError("wilson95 needs at least one trial")
+    z = 1.959963984540054
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends: no rounding residue
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return [lo, hi]
+
+
 def format_ci(stat: dict, fmt: str = "+.4f") -> str:
     """``[lo, hi]`` of a :func:`mean_ci95` result, or the reason there is none — one
     convention for every table."""

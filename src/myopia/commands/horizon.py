@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from myopia.commands.common import add_output_args, add_training_args, format_table, print_warnings, training_settings
+from myopia.commands.common import (
+    add_output_args, add_training_args, format_table, output_settings, print_warnings, training_settings,
+)
 from myopia.measures.horizon import DEFAULT_HORIZONS, horizon_curve
 from myopia.presets import SYNTHETIC_TRAIN
 from myopia.report.figures import draw
@@ -36,9 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(seeds, int) and seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     result = horizon_curve(
-        task, horizons=args.horizons, model=model, train=train, seeds=seeds, detach=args.detach,
-        out_dir=args.out, resume=args.resume, overwrite=args.overwrite, workers=args.workers,
-        progress=not args.no_progress,
+        task, horizons=args.horizons, model=model, train=train, seeds=seeds, detach=args.detach, **output_settings(args),
     )
     draw(result, args.out)
     print_warnings(result)
