@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "myopia.commands.decompose",
     "myopia.commands.horizon",
     "myopia.commands.report",
+    "myopia.commands.explain",
 ]
 
 
