@@ -24,6 +24,7 @@ def tiny_text_gap(root: Path, *, seeds: int = 1, detach=("kv", "hidden"), steps:
     """`myopia_gap` on the tiny corpus (byte tokens, T = 16, a 2-layer d=16 GPT); returns (out dir, result)."""
     from myopia import TrainConfig, myopia_gap
 
+    root.mkdir(parents=True, exist_ok=True)
     corpus = tiny_corpus(root / "corpus.txt")
     train = TrainConfig(steps=steps, batch_size=8, lr=1e-2, warmup_steps=5, eval_every=steps, eval_batches=1,
                         test_batches=2, checkpoint_every=steps)

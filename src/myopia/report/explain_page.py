@@ -63,8 +63,10 @@ def _header(result: dict, scale: float) -> str:
     if search:
         lo, med, hi = search["gap_q05_median_q95"]
         parts.append(
-            f"<p><b>Where the compared model loses most.</b> These are the {len(search['selected'])} of "
-            f"{search['windows']} held-out windows ({search['window_tokens']} tokens, {html.escape(search['split'])} split) "
+            f"<p><b>Where the compared model loses most.</b> "
+            + (f"These are the {len(search['selected'])} of {search['windows']} held-out windows" if len(search["selected"]) > 1
+               else f"This is the one of {search['windows']} held-out windows")
+            + f" ({search['window_tokens']} tokens, {html.escape(search['split'])} split) "
             f"with the largest mean gap: a selection from the tail, not typical text. Over all {search['windows']} windows "
             f"the mean gap is {search['mean_gap']:+.3f} nats per token (median {med:+.3f}, 5%–95%: {lo:+.3f} … {hi:+.3f}).</p>"
         )
