@@ -275,3 +275,22 @@ def test_a_real_valued_task_is_refused(tmp_path):
                out_dir=tmp_path / "gap", workers=1, progress=False)
     with pytest.raises(ValueError, match="real-valued task; explain needs a token task"):
         load_gap_pair(tmp_path / "gap")
+
+
+def test_prompt_file_and_two_hugging_face_models(gap_dir, tmp_path, capsys):
+    from myopia.hf import make_tiny
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("the cat\\nsat\n\nhello there\n")
+    a, b = make_tiny(tmp_path / "a", "gpt2", seed=0), make_tiny(tmp_path / "b", "gpt2", seed=1)
+    out = tmp_path / "e"
+    code, stdout, err = run_cli(capsys, "explain", "--file", prompts, "--models", f"{a},{b}", "--out", out)
+    assert code == 0, err
+    data = json.loads((out / "explain.json").read_text())
+    assert [p["text"] for p in data["prompts"]] == ["the cat\nsat", "hello there"]
+    assert data["models"]["myopic"]["label"] == "b" and data["models"]["vanilla"]["policy"] == "unknown"
+    for p in data["prompts"]:
+        assert all(t["gap"] == pytest.approx(t["myopic_loss"] - t["vanilla_loss"]) for t in p["tokens"][:-1])
+        assert all(t["future_grad"]["myopic"]["share"] is not None for t in p["tokens"][:-1])
+    code, _, err = run_cli(capsys, "explain", "--find", "1", "--models", f"{a},{b}", "--out", tmp_path / "f")
+    assert code == 2 and "--find searches the held-out split" in err
