@@ -158,10 +158,11 @@ def test_explain_writes_the_page_and_numbers_that_match_the_models(gap_dir, tmp_
             probs = [q["prob"] for q in tk["top5"][role]]
             assert probs == sorted(probs, reverse=True) and len(probs) == 5
             assert tk["top5"][role][0]["id"] == int(logp[role][t].argmax())
-        assert tk["gap"] == pytest.approx(tk["myopic_loss"] - tk["vanilla_loss"])
+        assert tk["gap"] == pytest.approx(tk["myopic_loss"] - tk["vanilla_loss"], abs=1e-5)
         assert tk["future_grad_share"] == pytest.approx(float(shares[t]), abs=1e-5)
         assert sum(tk["future_grad"]["vanilla"]["by_offset"]) == pytest.approx(1.0, abs=1e-5)
-        assert sum(tk["reads"]["vanilla"]["share"]) == pytest.approx(1.0)
+        a = torch.tensor(tk["reads"]["vanilla"]["attribution"])
+        assert len(a) == t + 1 and tk["reads"]["vanilla"]["self_share"] == pytest.approx(float(a[t].abs() / a.abs().sum()), rel=1e-4)
     last = toks[-1]
     assert last["vanilla_loss"] is None and last["gap"] is None and len(last["top5"]["vanilla"]) == 5
     assert "no probes given" in data["probes"]["note"]
@@ -191,7 +192,7 @@ def test_find_explains_the_held_out_windows_with_the_largest_mean_gap(gap_dir):
     best = sorted(range(n), key=lambda k: -gaps[k])[:2]
     assert [s["window"] for s in result.search["selected"]] == best
     for prompt, k in zip(result.prompts, best):
-        assert prompt["mean_gap"] == pytest.approx(gaps[k], abs=1e-6)  # the page explains what the search ranked
+        assert prompt["mean_gap"] == pytest.approx(gaps[k], abs=1e-5)  # the page explains what the search ranked
     assert result.search["mean_gap"] == pytest.approx(sum(gaps) / n, abs=1e-6)
 
 
@@ -215,7 +216,7 @@ def test_probes_plug_in_when_a_probes_directory_is_given(gap_dir, tmp_path):
         row = tk["probes"]["vanilla"][0]
         assert row["offset"] == 2 and row["layer"] == 1
         if t + 2 < len(ids):
-            assert row["target_prob"] == pytest.approx(float(probs[t, ids[t + 2]]), rel=1e-6)
+            assert row["target_prob"] == pytest.approx(float(probs[t, ids[t + 2]]), rel=1e-5)
         else:
             assert row["target"] is None
         assert tk["probes"]["myopic"] == []  # no probe for the myopic run: said per model, not invented
@@ -290,7 +291,7 @@ def test_prompt_file_and_two_hugging_face_models(gap_dir, tmp_path, capsys):
     assert [p["text"] for p in data["prompts"]] == ["the cat\nsat", "hello there"]
     assert data["models"]["myopic"]["label"] == "b" and data["models"]["vanilla"]["policy"] == "unknown"
     for p in data["prompts"]:
-        assert all(t["gap"] == pytest.approx(t["myopic_loss"] - t["vanilla_loss"]) for t in p["tokens"][:-1])
+        assert all(t["gap"] == pytest.approx(t["myopic_loss"] - t["vanilla_loss"], abs=1e-5) for t in p["tokens"][:-1])
         assert all(t["future_grad"]["myopic"]["share"] is not None for t in p["tokens"][:-1])
     code, _, err = run_cli(capsys, "explain", "--find", "1", "--models", f"{a},{b}", "--out", tmp_path / "f")
     assert code == 2 and "--find searches the held-out split" in err

@@ -62,8 +62,9 @@ DEFINITIONS = {
         "<sum_{tau>=1} g_t(tau), g_t> / ||g_t||^2, exact (one backward per loss position)"
     ),
     "reads": (
-        "gradient x input attribution of log p(next token) at position t to the token embedding at each position "
-        "s <= t (the model's own top prediction at the last position); share = |a_s| / sum |a|"
+        "gradient x input attribution a_s of log p(next token) at position t to the token embedding at each position "
+        "s <= t (the model's own top prediction at the last position); share = |a_s| / sum |a|; top: the largest "
+        "shares among earlier positions"
     ),
     "probes": "linear probes on the hidden state at t: probability of the actual token t + k and the top guesses",
 }
@@ -390,8 +391,7 @@ def _reads_entry(n: dict, t: int, ids: torch.Tensor, tokenizer) -> dict:
     share = (a.abs() / total) if total > 0 else torch.zeros_like(a)
     earlier = sorted(range(t), key=lambda s: -float(share[s]))[:TOP_READS]
     return {
-        "attribution": [float(v) for v in a],
-        "share": [float(v) for v in share],
+        "attribution": [float(v) for v in a],  # per position s <= t; share = |a_s| / sum |a|
         "self_share": float(share[t]),
         "top": [{"position": s, "token": token_text(tokenizer, int(ids[s])), "share": float(share[s]),
                  "attribution": float(a[s])} for s in earlier],
@@ -429,13 +429,25 @@ def explain_ids(pair: ModelPair, ids: list[int], probes: dict[str, list[dict]] |
             entry["probes"] = {r: (nums[r]["probes"][t] if nums[r]["probes"] else []) for r in ROLES}
         tokens.append(entry)
     gaps = [e["gap"] for e in tokens if e["gap"] is not None]
-    return {
+    return _rounded({
         "text": tok.decode(ids),
         "n_tokens": T,
         "mean_gap": sum(gaps) / len(gaps),
         "mean_loss": {r: sum(e[f"{r}_loss"] for e in tokens[:-1]) / (T - 1) for r in ROLES},
         "tokens": tokens,
-    }
+    })
+
+
+def _rounded(obj, digits: int = 6):
+    """Every float to ``digits`` significant digits: the page shows at most four, and a prompt's
+    JSON stays a few hundred kB."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}")
+    if isinstance(obj, dict):
+        return {k: _rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rounded(v, digits) for v in obj]
+    return obj
 
 
 # ---------------------------------------------------------------------- probes
@@ -569,7 +581,7 @@ def explain(
     loses most. With ``out_dir``, writes ``explain.json`` there (the page is
     ``myopia.report.explain_page.write_explain_page``). Every input is checked before anything
     is written."""
-    from myopia.results import atomic_write_json, prepare_out_dir, provenance
+    from myopia.results import atomic_write_text, prepare_out_dir, provenance
 
     prompts = list(prompts or [])
     if not prompts and not find:
@@ -596,6 +608,6 @@ def explain(
         context=pair.context, prompts=explained, tokens=explained[0]["tokens"], search=search, probes=probe_note,
         provenance=provenance(),
     )
-    if out_dir is not None:
-        atomic_write_json(out / "explain.json", result.to_dict())
+    if out_dir is not None:  # compact: a page of many windows holds ~10^5 numbers
+        atomic_write_text(out / "explain.json", json.dumps(result.to_dict(), separators=(",", ":"), allow_nan=False) + "\n")
     return result
