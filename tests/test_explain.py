@@ -224,6 +224,10 @@ def test_probes_plug_in_when_a_probes_directory_is_given(gap_dir, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "holds no probes" in explain(pair, ["the cat"], probes_dir=empty).probes["note"]
+    save_file({"weight": torch.randn(257, 8)}, str(probes / "v-l1-k2.safetensors"))  # the wrong width
+    with pytest.raises(ValueError, match=r"needs \(V, 16\) at layer 1"):
+        explain(pair, ["the cat"], probes_dir=probes, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_input_gets_one_clear_error_before_anything_is_written(gap_dir, tmp_path, capsys):

@@ -328,13 +328,9 @@ def _probe_rows(model: ExplainModel, probes: list[dict], ids: torch.Tensor, toke
         _, hidden = _forward(model.model, ids[None], hidden=True)
     T = ids.shape[0]
     rows = [[] for _ in range(T)]
-    for pr in sorted(probes, key=lambda p: (p["offset"], p["layer"])):
-        if not 0 <= pr["layer"] < len(hidden):
-            raise ValueError(f"probe {pr['file']} reads layer {pr['layer']}, the model has hidden states 0..{len(hidden) - 1}")
+    for pr in sorted(probes, key=lambda p: (p["offset"], p["layer"])):  # checked against the model in load_probes
         h = hidden[pr["layer"]][0].double()  # (T, C)
-        W = pr["weight"].double()
-        if W.shape[1] != h.shape[1]:
-            raise ValueError(f"probe {pr['file']} expects width {W.shape[1]}, layer {pr['layer']} has {h.shape[1]}")
+        W = pr["weight"].double()  # (V, C)
         logits = h @ W.T + (0 if pr.get("bias") is None else pr["bias"].double())
         probs = logits.softmax(-1)
         k = pr["offset"]
@@ -485,6 +481,17 @@ def load_probes(probes_dir: str | Path | None, pair: ModelPair) -> tuple[dict[st
                         raise ValueError(f"probe file {js.parent / e['file']} holds no 'weight' tensor")
                     found[role].append({"layer": int(e["layer"]), "offset": int(e["offset"]), "file": str(e["file"]),
                                         "weight": tensors["weight"], "bias": tensors.get("bias")})
+    for m in pair.models:  # a probe that does not fit its model is an error now, before anything is written
+        if found[m.role]:
+            with torch.no_grad():
+                _, hidden = _forward(m.model, torch.zeros(1, 1, dtype=torch.long), hidden=True)
+            for pr in found[m.role]:
+                if not 0 <= pr["layer"] < len(hidden):
+                    raise ValueError(f"probe {pr['file']} reads layer {pr['layer']}; {m.label} has hidden states "
+                                     f"0..{len(hidden) - 1}")
+                if pr["weight"].dim() != 2 or pr["weight"].shape[1] != hidden[pr["layer"]].shape[-1]:
+                    raise ValueError(f"probe {pr['file']} has weight {tuple(pr['weight'].shape)}; {m.label} needs "
+                                     f"(V, {hidden[pr['layer']].shape[-1]}) at layer {pr['layer']}")
     n = sum(len(v) for v in found.values())
     if n == 0:
         why = (f"{d} holds {seen} probe(s), none for {pair.vanilla.label} or {pair.myopic.label}" if seen
