@@ -80,11 +80,12 @@ def format_largest_gaps(result, top: int) -> str:
                 ctx = "".join(_visible(t["token"]) for t in prompt["tokens"][max(0, tk["position"] - 15): tk["position"] + 1])
                 rows.append((tk["gap"], p, tk, ctx))
     rows.sort(key=lambda r: -r[0])
-    table = [("prompt", "pos", "context -> next", "vanilla", "myopic", "gap", "future grad")]
+    table = [("prompt", "pos", "context -> next", "vanilla", "myopic", "gap", "future grad", "W_K+W_V")]
     for gap, p, tk, ctx in rows[:top]:
-        share = tk["future_grad_share"]
+        grad = tk["future_grad"]["vanilla"] or {}
         table.append((str(p + 1), str(tk["position"]), f"...{ctx} -> {_visible(tk['next_token'])!r}",
                       f"{tk['vanilla_loss']:.3f}", f"{tk['myopic_loss']:.3f}", f"{gap:+.3f}",
-                      "-" if share is None else f"{share:.1%}"))
+                      *("-" if grad.get(k) is None else f"{grad[k]:.1%}" for k in ("share", "share_kv"))))
     return ("tokens with the largest gap (myopic - vanilla loss of the next token, nats; future grad = share of the "
-            "vanilla model's gradient at that position from later losses):\n" + format_table(table))
+            "vanilla model's gradient at that position that comes from later losses, all parameters and W_K+W_V):\n"
+            + format_table(table))

@@ -100,11 +100,12 @@ def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozens
     return f"<div class='scroll'><table><tr>{th}</tr>{body}</table></div>"
 
 
-def _figure(png: Path) -> str:
-    """A PNG inlined as a data URI, with its caption."""
+def _figure(png: Path, root: Path) -> str:
+    """A PNG inlined as a data URI, with its caption (data-file: the PNG it was read from)."""
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     caption = CAPTIONS.get(png.name, png.stem.replace("_", " "))
-    return (f"<figure><img class='figure' alt='{_e(caption)}' src='data:image/png;base64,{data}'>"
+    return (f"<figure data-file='{_e(png.relative_to(root).as_posix())}'>"
+            f"<img class='figure' alt='{_e(caption)}' src='data:image/png;base64,{data}'>"
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
@@ -224,11 +225,11 @@ def build_report(run_dir: str | Path) -> Path:
     for m in measures:
         parts.append(f"<h2 id='{m.anchor}'>{_e(m.title)}</h2><p>{_e(finding(m.measure, m.data))}</p>")
         parts.append(_numbers(m))
-        parts.extend(_figure(png) for png in sorted(m.dir.glob("*.png")))
+        parts.extend(_figure(png, root) for png in sorted(m.dir.glob("*.png")))
     if tracked:
         parts.append("<h2>Gradient tracking (myopic vs future gradient during training)</h2>")
         for run in tracked:
-            parts.append(f"<h3>{_e(run.relative_to(root).as_posix())}</h3>" + _figure(run / "gradient_tracking.png"))
+            parts.append(f"<h3>{_e(run.relative_to(root).as_posix())}</h3>" + _figure(run / "gradient_tracking.png", root))
     parts.append(_explain_links(root))
     parts.append("<h2>Settings and provenance</h2>")
     for m in measures:
