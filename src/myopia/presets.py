@@ -45,3 +45,8 @@ DEMO_DETACH = ("hidden", "kv")
 DEMO_TEXT_TASK = {"name": "text", "seq_len": 64}
 DEMO_SEEDS = 3
 
+
+# `myopia explain`: its tensors are one prompt of a small model, where several threads cost more in
+# synchronisation than they gain (--find 5 on the demo's text models, 2 busy cores: 47 s with one
+# thread, 123 s with two).
+EXPLAIN_THREADS = 1

@@ -6,6 +6,7 @@ import argparse
 import time
 
 from myopia.commands.common import format_table
+from myopia.presets import EXPLAIN_THREADS
 
 
 def add_cli(sub) -> None:
@@ -29,6 +30,8 @@ def add_cli(sub) -> None:
     p.add_argument("--find", type=int, default=0, metavar="N",
                    help="also explain the N held-out windows where the myopic model loses most")
     p.add_argument("--probes", metavar="DIR", help="future-token probes of these models (the output of `myopia probe`)")
+    p.add_argument("--threads", type=int, default=EXPLAIN_THREADS,
+                   help=f"torch threads (default: {EXPLAIN_THREADS}; one prompt of a small model runs fastest on one)")
     p.add_argument("--top", type=int, default=10, help="rows of the printed table of the largest gaps (default: 10)")
     p.add_argument("--out", default="myopia-explain", help="output directory (default: myopia-explain)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
@@ -40,7 +43,12 @@ def run(args: argparse.Namespace) -> int:
     from myopia.explain import explain, load_gap_pair, load_model_pair, read_prompt_file
     from myopia.report.explain_page import write_explain_page
 
+    import torch
+
     t0 = time.perf_counter()
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     prompts = ([args.text] if args.text is not None else []) + (read_prompt_file(args.file) if args.file else [])
     if not prompts and not args.find:
         raise ValueError('give a prompt ("TEXT"), --file PROMPTS.txt or --find N')

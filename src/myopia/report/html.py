@@ -215,7 +215,7 @@ def build_report(run_dir: str | Path) -> Path:
         draw({**m.data, "measure": m.measure}, m.dir)
 
     gaps = [m for m in measures if m.measure == "gap"]
-    parts = [f"<h1>myopia report</h1><p class='muted mono'>{_e(root.resolve())}</p>"]
+    parts = [f"<h1>myopia report</h1><p class='muted mono'>{_e(root)}</p>"]
     parts.append("<h2>What was found</h2>")
     if gaps:
         parts.append(headline_table(gaps))
