@@ -16,6 +16,8 @@ Public API (everything else may change):
 * :func:`local_myopia_bonus` — L(θ0) - L(φ*): φ re-optimised for the present, θ0's past frozen.
 * :func:`output_myopia` — output-side myopia: are predictions shaped by their consequences?
   (self-fulfilling bias, free-running drift, a policy-gradient positive control; `myopia consequences`).
+* :func:`explain`, :func:`load_gap_pair`, :func:`load_model_pair` — one prompt token by token
+  under a vanilla and a myopic model (the `myopia explain` command).
 * :mod:`myopia.hf` — any Hugging Face causal LM under a policy (``myopia.hf.load``).
 """
 
@@ -32,10 +34,11 @@ from myopia.measures.decompose import decompose_gradients
 from myopia.measures.gap import myopia_gap
 from myopia.measures.horizon import horizon_curve
 from myopia.measures.consequences import output_myopia
+from myopia.explain import explain, load_gap_pair, load_model_pair
 
 __all__ = [
     "GradientPolicy", "VANILLA", "MYOPIC", "policy_attention", "GPT", "GPTConfig",
     "make_task", "train", "TrainConfig", "RunResult", "myopia_gap",
     "offset_gradients", "decompose_gradients", "horizon_curve",
-    "local_myopia_bonus", "output_myopia",
+    "local_myopia_bonus", "output_myopia", "explain", "load_gap_pair", "load_model_pair",
 ]

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "myopia.commands.horizon",
     "myopia.commands.consequences",
     "myopia.commands.report",
+    "myopia.commands.explain",
 ]
 
 

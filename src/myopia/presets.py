@@ -72,3 +72,8 @@ CONSEQUENCES_TRAIN = dict(steps=200, batch_size=32, lr=1e-2, warmup_steps=30, ev
 CONSEQUENCES_CONTROL = dict(steps=100, lr=3e-3, weight=0.5, continuation_len=2, reward_floor=-10.0)
 CONSEQUENCES_DRIFT = dict(samples=96, prompt_len=4, length=64, window=8, ngram=2, loop_window=16, temperature=1.0)
 CONSEQUENCES_SEEDS = 3
+
+# `myopia explain`: its tensors are one prompt of a small model, where several threads cost more in
+# synchronisation than they gain (--find 5 on the demo's text models, 2 busy cores: 47 s with one
+# thread, 123 s with two).
+EXPLAIN_THREADS = 1

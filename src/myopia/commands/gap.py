@@ -52,15 +52,14 @@ def run(args: argparse.Namespace) -> int:
 
 def format_gap_table(results: list) -> str:
     """task | vanilla | myopic | trivial | gap [95% CI], losses as mean over seeds (and / trivial)."""
+    from myopia.report.findings import gap_rows, share_text
+
     rows = [("task", "policy", "vanilla", "myopic", "trivial", "gap [95% CI]")]
     for r in results:
-        van = sum(r.vanilla_loss) / len(r.vanilla_loss)
-        for var in r.variants.values():
-            myo = sum(var["myopic_loss"]) / len(var["myopic_loss"])
-            g = var["gap"]
+        for row in gap_rows(r):
             rows.append((
-                r.task.get("name", "?"), var["policy"],
-                f"{van:.4f} ({r.relative(van):.0%})", f"{myo:.4f} ({r.relative(myo):.0%})",
-                f"{r.trivial_loss:.4f}", f"{g['mean']:+.4f} {format_ci(g)}",
+                row["task"], row["policy"],
+                f"{row['vanilla']:.4f} ({share_text(row['vanilla_rel'])})", f"{row['myopic']:.4f} ({share_text(row['myopic_rel'])})",
+                f"{row['trivial']:.4f}", f"{row['gap']['mean']:+.4f} {format_ci(row['gap'])}",
             ))
     return format_table(rows) + "\n(loss as mean over seeds; in brackets: share of the trivial loss)"
