@@ -14,6 +14,8 @@ Public API (everything else may change):
 * :func:`decompose_gradients`, :func:`horizon_curve` — the `myopia decompose` and
   `myopia horizon` measures.
 * :func:`local_myopia_bonus` — L(θ0) - L(φ*): φ re-optimised for the present, θ0's past frozen.
+* :func:`output_myopia` — output-side myopia: are predictions shaped by their consequences?
+  (self-fulfilling bias, free-running drift, a policy-gradient positive control; `myopia consequences`).
 * :mod:`myopia.hf` — any Hugging Face causal LM under a policy (``myopia.hf.load``).
 """
 
@@ -29,10 +31,11 @@ from myopia.gradients import offset_gradients
 from myopia.measures.decompose import decompose_gradients
 from myopia.measures.gap import myopia_gap
 from myopia.measures.horizon import horizon_curve
+from myopia.measures.consequences import output_myopia
 
 __all__ = [
     "GradientPolicy", "VANILLA", "MYOPIC", "policy_attention", "GPT", "GPTConfig",
     "make_task", "train", "TrainConfig", "RunResult", "myopia_gap",
     "offset_gradients", "decompose_gradients", "horizon_curve",
-    "local_myopia_bonus",
+    "local_myopia_bonus", "output_myopia",
 ]

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "myopia.commands.bonus",
     "myopia.commands.decompose",
     "myopia.commands.horizon",
+    "myopia.commands.consequences",
     "myopia.commands.report",
 ]
 

@@ -45,9 +45,11 @@ def add_dataclass_args(
     title: str | None = None,
     dest_prefix: str = "",
     defaults: dict | None = None,
+    flag_prefix: str = "",
 ) -> None:
     """Add ``--field-name`` for each field of dataclass ``cls`` (default None = keep the
     dataclass default, so an explicit config file is not overridden by CLI defaults).
+    ``flag_prefix`` ("control-", say) keeps two configs with a same-named field apart.
 
     ``defaults``: the values the command really uses where they differ from the dataclass's
     own (a preset); the help text states them, so help never disagrees with behaviour."""
@@ -63,7 +65,7 @@ def add_dataclass_args(
         conv = _parse_bool if kind is bool else kind
         help_text = comments.get(f.name, "")
         group.add_argument(
-            "--" + f.name.replace("_", "-"),
+            "--" + flag_prefix + f.name.replace("_", "-"),
             dest=dest_prefix + f.name,
             type=conv,
             default=None,

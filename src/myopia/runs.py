@@ -32,6 +32,10 @@ class RunSpec:
     policy: dict  # GradientPolicy fields
     train: dict  # TrainConfig fields
     seed: int = 0
+    # Free-form labels of the measure (sizes, modes), plus two keys run_one acts on:
+    # "init_from": key of a finished run in the same directory whose weights this run starts
+    # from (a fine-tune); "objective": {"fn": "module:factory", "args": {...}}, where
+    # factory(task, seed=..., **args) returns the train() objective (see myopia.train).
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -157,12 +161,35 @@ def run_one(spec: RunSpec, out_dir: Path | None, progress=True) -> RunResult:
     from myopia.data import make_task
 
     task = make_task(**spec.task)
-    model = build_model(spec.model, task, spec.seed)
+    if spec.extra.get("init_from"):  # a fine-tune: start from another run's final weights
+        if out_dir is None:
+            raise ValueError(f"run {spec.key} starts from run {spec.extra['init_from']!r}: give the runs directory")
+        start = resolve_checkpoint(out_dir / spec.extra["init_from"])
+        model = load_checkpoint_model(start, spec.model, task, spec.seed)
+    else:
+        model = build_model(spec.model, task, spec.seed)
     return train(
         model, task, GradientPolicy.from_dict(spec.policy),
         TrainConfig(**spec.train), seed=spec.seed,
         out_dir=None if out_dir is None else out_dir / spec.key, progress=progress, desc=spec.key,
+        objective=resolve_objective(spec.extra.get("objective"), task, spec.seed),
     )
+
+
+def resolve_objective(objective: dict | None, task, seed: int):
+    """The train() objective named by a spec: ``{"fn": "module:factory", "args": {...}}`` ->
+    ``factory(task, seed=seed, **args)``; None keeps the task's own loss. A name, not a
+    function, travels in the spec so that worker processes and resumed runs rebuild it."""
+    if not objective:
+        return None
+    import importlib
+
+    module, _, name = objective["fn"].partition(":")
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise ValueError(f"run objective {objective['fn']!r} does not name a function (module:function)") from None
+    return factory(task, seed=seed, **objective.get("args", {}))
 
 
 class _ThrottledTicks:

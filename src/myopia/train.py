@@ -19,6 +19,13 @@
 ``forward_fn(model, x, policy) -> out`` is how a step calls the model; the default is
 ``model(x, policy=policy)``. Measures that need another forward (a frozen past, say) pass
 their own instead of writing another loop.
+
+``objective(model, x, y, policy, step) -> loss`` replaces *what a step minimises* (the mean
+of the returned tensor; default ``task.loss(forward_fn(model, x, policy), y)``) — e.g. a
+policy-gradient fine-tune whose loss involves tokens the model samples itself
+(:mod:`myopia.reinforce`). Held-out evaluation still reports the task's loss through
+``forward_fn``, so every run's curves and test loss mean the same thing. ``step`` lets an
+objective that draws random numbers seed them per step, so a resumed run repeats them.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from myopia.results import atomic_write_json, atomic_write_text
 
 ForwardFn = Callable[[nn.Module, torch.Tensor, GradientPolicy], torch.Tensor]
 StepCallback = Callable[[int, nn.Module, torch.Tensor, torch.Tensor], "dict | None"]
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, GradientPolicy, int], torch.Tensor]
 
 
 @dataclass
@@ -206,6 +214,7 @@ def train(
     forward_fn: ForwardFn = default_forward,
     callbacks: list[tuple[int, StepCallback]] | None = None,
     desc: str | None = None,
+    objective: Objective | None = None,
     select_best: bool = False,
 ) -> RunResult:
     """Train ``model`` on ``task`` under ``policy``; returns the held-out result.
@@ -213,7 +222,8 @@ def train(
     ``out_dir`` (optional) receives checkpoints, ``metrics.jsonl`` and ``result.json``.
     ``progress``: True for a tqdm bar, False for none, or a callable receiving step counts.
     ``callbacks``: (every_k_steps, fn) pairs; fn(step, model, x, y) may return a dict that
-    is logged to ``metrics.jsonl``.
+    is logged to ``metrics.jsonl``. ``objective``: what a step minimises, if not the task's
+    loss (see the module docstring); ``train_loss`` in the curve is then its value.
     ``select_best``: end with the weights of the lowest validation loss, step 0 included
     (see the module docstring); ``model`` holds them on return.
     """
@@ -269,7 +279,10 @@ def train(
         for step in range(start, cfg.steps):
             x, y = task.batch("train", step, cfg.batch_size, stream=seed)
             x, y = x.to(device), y.to(device)
-            loss = task.loss(forward_fn(model, x, policy), y).mean()
+            if objective is None:
+                loss = task.loss(forward_fn(model, x, policy), y).mean()
+            else:
+                loss = objective(model, x, y, policy, step).mean()
             loss_value = loss.item()  # the step's one host sync
             if not math.isfinite(loss_value):
                 raise NonFiniteLossError(

@@ -23,6 +23,12 @@ def add_output_args(p: argparse.ArgumentParser, default_out: str) -> None:
     add_run_args(p)
 
 
+def output_settings(args: argparse.Namespace) -> dict:
+    """The keyword arguments of a measure function that :func:`add_output_args` gathers."""
+    return dict(out_dir=args.out, resume=args.resume, overwrite=args.overwrite, workers=args.workers,
+                progress=not args.no_progress)
+
+
 def add_run_args(p: argparse.ArgumentParser, *, workers: bool = True) -> None:
     """--workers (parallel training processes), --no-progress, --debug."""
     if workers:

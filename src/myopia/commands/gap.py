@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from myopia.commands.common import add_output_args, add_training_args, format_table, print_warnings, training_settings
+from myopia.commands.common import (
+    add_output_args, add_training_args, format_table, output_settings, print_warnings, training_settings,
+)
 from myopia.commands.hf_model import add_hf_model_args, apply_hf_model, hf_train_defaults
 from myopia.measures.gap import myopia_gap
 from myopia.presets import SYNTHETIC_TRAIN
@@ -36,9 +38,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     detach = args.detach.split(",") if args.detach else file.get("detach", ["kv"])
     result = myopia_gap(
-        task, model=model, train=train, seeds=seeds, detach=detach,
-        out_dir=args.out, resume=args.resume, overwrite=args.overwrite, workers=args.workers,
-        progress=not args.no_progress,
+        task, model=model, train=train, seeds=seeds, detach=detach, **output_settings(args),
     )
     draw(result, args.out)
     print_warnings(result)

@@ -15,30 +15,28 @@ measures use:
 
 from __future__ import annotations
 
+from myopia.data.branching import BranchingSource
 from myopia.data.synthetic import PRESETS, WindowSumTask
 
-TASK_NAMES = tuple(PRESETS) + ("text",)
+TASK_NAMES = tuple(PRESETS) + ("branching", "text")
 
 
 def make_task(name: str, **overrides):
     """Build a task by name; keyword arguments override the preset's fields.
+
+    ``make_task("branching", ...)`` is the known-law Markov source of ``myopia consequences``
+    (:class:`myopia.data.branching.BranchingSource`).
 
     ``make_task("text", data=None | PATH, tokenizer="byte" | "bpe" | MODEL_DIR, vocab_size=...,
     seq_len=..., field=..., seed=...)`` is next-token prediction on a corpus
     (:class:`myopia.data.text.TextTask`; the built-in corpus when ``data`` is None).
     """
     if name == "text":
-        import dataclasses
-
         from myopia.data.text import TextTask
 
-        known = {f.name for f in dataclasses.fields(TextTask)}
-        unknown = sorted(set(k for k, v in overrides.items() if v is not None) - known)
-        if unknown:
-            raise ValueError(
-                f"task text does not take {', '.join(unknown)}; its settings are {', '.join(sorted(known - {'name'}))}"
-            )
-        return TextTask(**{k: v for k, v in overrides.items() if k in known and (v is not None or k == "data")})
+        return TextTask(**_settings(TextTask, name, overrides, keep_none=("data",)))
+    if name == "branching":
+        return BranchingSource(**_settings(BranchingSource, name, overrides))
     if name not in PRESETS:
         raise ValueError(f"unknown task {name!r}; available tasks: {', '.join(TASK_NAMES)}")
     import dataclasses
@@ -52,4 +50,18 @@ def make_task(name: str, **overrides):
     return WindowSumTask(**params)
 
 
-__all__ = ["make_task", "TASK_NAMES", "WindowSumTask"]
+def _settings(cls, name: str, overrides: dict, keep_none: tuple[str, ...] = ()) -> dict:
+    """The given (not None) settings of task class ``cls``; one clear error for a setting it
+    does not have (a window-sum flag on text, say)."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(k for k, v in overrides.items() if v is not None) - known)
+    if unknown:
+        raise ValueError(
+            f"task {name} does not take {', '.join(unknown)}; its settings are {', '.join(sorted(known - {'name'}))}"
+        )
+    return {k: v for k, v in overrides.items() if k in known and (v is not None or k in keep_none)}
+
+
+__all__ = ["make_task", "TASK_NAMES", "BranchingSource", "WindowSumTask"]

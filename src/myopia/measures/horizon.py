@@ -23,7 +23,7 @@ from pathlib import Path
 from myopia.measures.scaffold import MeasureResult, above_trivial, as_model, as_seeds, as_task, run_measure, trivial_loss
 from myopia.policy import GradientPolicy
 from myopia.presets import SYNTHETIC_TRAIN
-from myopia.results import mean_ci95
+from myopia.results import bootstrap_ci, mean_ci95
 from myopia.runs import RunSpec
 from myopia.train import TrainConfig
 
@@ -124,7 +124,8 @@ def horizon_curve(
                 "reach": reach(pol, n_layer, task_obj.seq_len),
                 "loss_per_seed": [r.test_loss for r in res],
                 "loss": mean_ci95([r.test_loss for r in res]),
-                "relative_to_trivial": (sum(r.test_loss for r in res) / len(res)) / triv if triv else None,
+                # loss / trivial per seed, with a bounded (bootstrap) interval: a share cannot go below 0
+                "relative_to_trivial": bootstrap_ci([r.test_loss / triv for r in res]) if triv else None,
                 "per_position": [sum(r.test_loss_per_position[t] for r in res) / len(res) for t in range(T)],
             })
         return HorizonResult(

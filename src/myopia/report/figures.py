@@ -54,12 +54,19 @@ def _sweep(r, out: Path) -> list[Path]:
     return plot_sweep(r, out)
 
 
+def _consequences(r, out: Path) -> list[Path]:
+    from myopia.report.consequences_plots import plot_consequences
+
+    return [plot_consequences(r, out / "consequences.png")]
+
+
 FIGURES: dict[str, Callable[[SimpleNamespace, Path], list[Path]]] = {
     "gap": _gap,
     "horizon": _horizon,
     "bonus": _bonus,
     "decompose": _decompose,
     "sweep": _sweep,
+    "consequences": _consequences,
 }
 
 
