@@ -13,7 +13,8 @@ Public API (everything else may change):
   (the mechanism, with the exact split and the per-offset profile, is :mod:`myopia.gradients`).
 * :func:`decompose_gradients`, :func:`horizon_curve` — the `myopia decompose` and
   `myopia horizon` measures.
-* :func:`local_myopia_bonus` — L(θ0) - L(φ*): φ re-optimised for the present, θ0's past frozen.
+* :func:`local_myopia_bonus` — L(θ0′) - L(φ*): φ re-optimised for the present with θ0's past
+  frozen, against θ0′, θ0 trained on (vanilla) with the same budget.
 * :func:`output_myopia` — output-side myopia: are predictions shaped by their consequences?
   (self-fulfilling bias, free-running drift, a policy-gradient positive control; `myopia consequences`).
 * :func:`explain`, :func:`load_gap_pair`, :func:`load_model_pair` — one prompt token by token

@@ -15,7 +15,7 @@ Why these numbers:
 * ``FINETUNE_TRAIN`` — a pretrained Hugging Face model (``myopia gap --model``): a far
   smaller step size than training from scratch.
 * ``BONUS_TRAIN`` — re-optimising a trained model for the present (``myopia bonus``) is a
-  fine-tune of an already trained model too.
+  fine-tune of an already trained model too; the equal-budget control θ0′ gets the same.
 * ``DECOMPOSE_TRAIN`` — the vanilla model ``myopia decompose`` trains when no checkpoint is
   given, with the myopic/future gradient tracked every 50 steps.
 * ``SWEEP_TRAIN`` — every optimisation setting of a sweep pinned, so a sweep's config (and

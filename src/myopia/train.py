@@ -10,6 +10,11 @@
   indexed by step, continues exactly as if it had never stopped. A finished run is never
   retrained: its saved result is returned.
 * A NaN/inf loss stops the run with the step at which it happened.
+* ``select_best=True`` ends the run at the weights of its lowest validation loss among the
+  evaluated steps (every ``eval_every`` steps, the last step, and step 0, the weights it
+  started from): model selection on the val split, the result's test loss measured on the
+  selected weights. The best weights travel with each checkpoint, so a resumed run selects
+  exactly as an uninterrupted one.
 
 ``forward_fn(model, x, policy) -> out`` is how a step calls the model; the default is
 ``model(x, policy=policy)``. Measures that need another forward (a frozen past, say) pass
@@ -102,8 +107,10 @@ class RunResult:
     steps: int
     test_loss: float  # mean held-out (test split) loss
     test_loss_per_position: list[float]
-    curve: list[dict] = field(default_factory=list)  # {"step", "train_loss", "val_loss"?}
+    curve: list[dict] = field(default_factory=list)  # {"step", "train_loss"?, "val_loss"?}
     wall_time_s: float = 0.0
+    selected_step: int | None = None  # select_best: the step whose weights these are (None: the last)
+    selected_val_loss: float | None = None  # select_best: their validation loss
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -208,6 +215,7 @@ def train(
     callbacks: list[tuple[int, StepCallback]] | None = None,
     desc: str | None = None,
     objective: Objective | None = None,
+    select_best: bool = False,
 ) -> RunResult:
     """Train ``model`` on ``task`` under ``policy``; returns the held-out result.
 
@@ -216,6 +224,8 @@ def train(
     ``callbacks``: (every_k_steps, fn) pairs; fn(step, model, x, y) may return a dict that
     is logged to ``metrics.jsonl``. ``objective``: what a step minimises, if not the task's
     loss (see the module docstring); ``train_loss`` in the curve is then its value.
+    ``select_best``: end with the weights of the lowest validation loss, step 0 included
+    (see the module docstring); ``model`` holds them on return.
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -228,6 +238,7 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg))
     out = Path(out_dir) if out_dir is not None else None
     start, curve, elapsed = 0, [], 0.0
+    best: BestState | None = None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         done = out / "result.json"
@@ -238,8 +249,14 @@ def train(
                 model.load_state_dict(load_file(str(found[0] / "model.safetensors"), device=device))
             return RunResult(**saved)
         if found is not None:
-            start, curve, elapsed = _load_checkpoint(*found, model, opt, sched, device)
+            start, curve, elapsed, best = _load_checkpoint(*found, model, opt, sched, device)
         _truncate_metrics(out / "metrics.jsonl", start)  # drop rows logged after the last checkpoint
+    if select_best and best is None and start > 0:
+        raise ValueError(f"the checkpoint in {out} was written without select_best; resume it the same way")
+
+    def validate() -> float:
+        return evaluate(model, task, split="val", batches=cfg.eval_batches, batch_size=cfg.batch_size,
+                        forward_fn=forward_fn, policy=policy, device=device)[0]
 
     bar = None
     if progress is True:
@@ -254,6 +271,11 @@ def train(
     metrics = open(out / "metrics.jsonl", "a") if out is not None else None
     t0 = time.perf_counter() - elapsed
     try:
+        if select_best and start == 0:  # the starting weights are a candidate too
+            best = BestState.of(model, 0, validate())
+            curve.append({"step": 0, "val_loss": best.val_loss})
+            if metrics is not None:
+                metrics.write(json.dumps(curve[-1]) + "\n")
         for step in range(start, cfg.steps):
             x, y = task.batch("train", step, cfg.batch_size, stream=seed)
             x, y = x.to(device), y.to(device)
@@ -278,10 +300,9 @@ def train(
                 if (step + 1) % every == 0:
                     row.update(fn(step + 1, model, x, y) or {})
             if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-                row["val_loss"], _ = evaluate(
-                    model, task, split="val", batches=cfg.eval_batches, batch_size=cfg.batch_size,
-                    forward_fn=forward_fn, policy=policy, device=device,
-                )
+                row["val_loss"] = validate()
+                if select_best and row["val_loss"] < best.val_loss:  # ties keep the earlier step
+                    best = BestState.of(model, step + 1, row["val_loss"])
                 if bar is not None:
                     bar.set_postfix(val=f"{row['val_loss']:.4f}")
             if "val_loss" in row or (step + 1) % 10 == 0 or len(row) > 2:  # rows with callback output are kept
@@ -294,13 +315,15 @@ def train(
                 tick(1)
             if out is not None and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
                 metrics.flush()
-                _save_checkpoint(out / "checkpoint", model, opt, sched, step + 1, curve, time.perf_counter() - t0)
+                _save_checkpoint(out / "checkpoint", model, opt, sched, step + 1, curve, time.perf_counter() - t0, best)
     finally:
         if bar is not None:
             bar.close()
         if metrics is not None:
             metrics.close()
 
+    if select_best:  # the final checkpoint then holds the selected weights, which a finished run returns
+        model.load_state_dict(best.state)
     test_loss, per_pos = evaluate(
         model, task, split="test", batches=cfg.test_batches, batch_size=cfg.batch_size,
         forward_fn=forward_fn, policy=policy, device=device,
@@ -308,11 +331,25 @@ def train(
     result = RunResult(
         policy=policy.to_dict(), seed=seed, steps=cfg.steps, test_loss=test_loss,
         test_loss_per_position=per_pos, curve=curve, wall_time_s=time.perf_counter() - t0,
+        selected_step=best.step if select_best else None, selected_val_loss=best.val_loss if select_best else None,
     )
     if out is not None:
-        _save_checkpoint(out / "checkpoint", model, opt, sched, cfg.steps, curve, result.wall_time_s)
+        _save_checkpoint(out / "checkpoint", model, opt, sched, cfg.steps, curve, result.wall_time_s, best)
         atomic_write_json(out / "result.json", result.to_dict())
     return result
+
+
+@dataclass
+class BestState:
+    """The lowest-validation weights seen so far (``select_best``); ``state`` is a CPU copy."""
+
+    step: int
+    val_loss: float
+    state: dict
+
+    @classmethod
+    def of(cls, model: nn.Module, step: int, val_loss: float) -> "BestState":
+        return cls(step, val_loss, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
 
 
 # ---------------------------------------------------------------------- checkpoints
@@ -321,6 +358,7 @@ def train(
 # ``checkpoint.tmp`` and swapped in by renames (``checkpoint`` -> ``checkpoint.prev``, ``.tmp`` ->
 # ``checkpoint``), so a kill at any moment leaves at least one complete, verifiable checkpoint.
 CHECKPOINT_FILES = ("model.safetensors", "optimizer.safetensors")
+BEST_FILE = "best.safetensors"  # select_best: the lowest-validation weights so far
 
 
 class CorruptCheckpointError(ValueError):
@@ -335,7 +373,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _save_checkpoint(path: Path, model, opt, sched, step: int, curve: list, elapsed: float) -> None:
+def _save_checkpoint(path: Path, model, opt, sched, step: int, curve: list, elapsed: float,
+                     best: BestState | None = None) -> None:
     tmp = path.with_name(path.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -351,6 +390,10 @@ def _save_checkpoint(path: Path, model, opt, sched, step: int, curve: list, elap
             else:
                 scalars[f"{idx}.{key}"] = val
     save_file(tensors, str(tmp / "optimizer.safetensors"))
+    files = CHECKPOINT_FILES
+    if best is not None:
+        save_file({k: v.contiguous() for k, v in best.state.items()}, str(tmp / BEST_FILE))
+        files = (*files, BEST_FILE)
     meta = {
         "step": step,
         "elapsed_s": elapsed,
@@ -358,7 +401,8 @@ def _save_checkpoint(path: Path, model, opt, sched, step: int, curve: list, elap
         "param_groups": opt_sd["param_groups"],
         "optimizer_scalars": scalars,
         "scheduler": sched.state_dict(),
-        "sha256": {name: _sha256(tmp / name) for name in CHECKPOINT_FILES},
+        "sha256": {name: _sha256(tmp / name) for name in files},
+        "best": None if best is None else {"step": best.step, "val_loss": best.val_loss},
     }
     atomic_write_text(tmp / "state.json", json.dumps(meta))
     prev = path.with_name(path.name + ".prev")
@@ -403,7 +447,7 @@ def latest_checkpoint(run_dir: Path) -> tuple[Path, dict] | None:
     )
 
 
-def _load_checkpoint(path: Path, meta: dict, model, opt, sched, device) -> tuple[int, list, float]:
+def _load_checkpoint(path: Path, meta: dict, model, opt, sched, device) -> tuple[int, list, float, BestState | None]:
     try:
         model.load_state_dict(load_file(str(path / "model.safetensors"), device=device))
     except RuntimeError as e:
@@ -421,7 +465,10 @@ def _load_checkpoint(path: Path, meta: dict, model, opt, sched, device) -> tuple
         state.setdefault(int(idx), {})[name] = val
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     sched.load_state_dict(meta["scheduler"])
-    return meta["step"], meta["curve"], meta["elapsed_s"]
+    best = None
+    if meta.get("best") is not None:
+        best = BestState(meta["best"]["step"], meta["best"]["val_loss"], load_file(str(path / BEST_FILE)))
+    return meta["step"], meta["curve"], meta["elapsed_s"], best
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -433,6 +480,6 @@ def _truncate_metrics(path: Path, step: int) -> None:
             row = json.loads(line)
         except ValueError:  # a row cut off by a kill
             continue
-        if row["step"] <= step:
+        if 0 < step and row["step"] <= step:  # step 0: nothing survives (a select_best step-0 row is rewritten)
             keep.append(line)
     atomic_write_text(path, "".join(line + "\n" for line in keep))

@@ -49,7 +49,7 @@ def add_training_args(p: argparse.ArgumentParser, train_preset: dict) -> None:
     add_dataclass_args(p, TrainConfig, title="training", dest_prefix="train_", defaults=train_preset)
 
 
-TEXT_FLAGS = ("data", "tokenizer", "vocab_size", "field")
+TEXT_FLAGS = ("data", "tokenizer", "vocab_size", "field", "doc_start")
 
 
 def add_text_args(p: argparse.ArgumentParser) -> None:
@@ -63,6 +63,9 @@ def add_text_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vocab-size", dest="task_vocab_size", type=int, default=None,
                    help="BPE vocabulary size (default: 2048)")
     g.add_argument("--field", dest="task_field", default=None, help="text field of .jsonl/.parquet/datasets (default: text)")
+    g.add_argument("--doc-start", dest="task_doc_start", action="store_true", default=None,
+                   help="start every context at a document's first token, one context per document "
+                   "(default: contexts packed across documents)")
 
 
 def text_overrides(args: argparse.Namespace) -> dict:
