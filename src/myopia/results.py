@@ -90,6 +90,38 @@ def mean_ci95(values: list[float]) -> dict:
     return {"mean": mean, "ci95": [mean - half, mean + half], "n": n, "std": std}
 
 
+def wilson_interval(k: int, n: int, z: float = 1.959964) -> list[float]:
+    """Wilson score 95% interval [lo, hi] of a proportion k / n (bounded in [0, 1])."""
+    if n < 1:
+        raise ValueError("wilson_interval needs n >= 1")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def proportion_over_seeds(correct: list[int], n: list[int], *, resamples: int = 4000, seed: int = 0) -> dict:
+    """Mean over seeds of per-seed proportions correct[s] / n[s], with a 95% interval that
+    covers both sources of uncertainty and stays in [0, 1]: a two-level percentile bootstrap
+    (seeds with replacement, then each seed's n[s] items with replacement). With one seed the
+    interval is that seed's Wilson interval (test items only) and ``note`` says so."""
+    if not correct or len(correct) != len(n):
+        raise ValueError("proportion_over_seeds needs one (correct, n) pair per seed")
+    import numpy as np
+
+    p = np.array(correct, dtype=float) / np.array(n, dtype=float)
+    out = {"mean": float(p.mean()), "n": len(p), "per_seed": [float(v) for v in p]}
+    if len(p) == 1:
+        return {**out, "ci95": wilson_interval(correct[0], n[0]),
+                "note": "one seed: Wilson interval over test sequences only, seed-to-seed spread unknown"}
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(p), size=(resamples, len(p)))  # resampled seeds
+    inner = rng.binomial(np.array(n)[pick], p[pick]) / np.array(n)[pick]  # resampled items within each
+    means = inner.mean(1)
+    return {**out, "ci95": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))],
+            "method": "two-level percentile bootstrap (seeds, then test sequences)"}
+
+
 def format_ci(stat: dict, fmt: str = "+.4f") -> str:
     """``[lo, hi]`` of a :func:`mean_ci95` result, or the reason there is none — one
     convention for every table."""
