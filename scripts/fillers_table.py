@@ -4,7 +4,7 @@
 
 Prints a markdown table: one row per filler count, per run name (vanilla, strict myopic,
 the paper's hidden myopic, transformer bigram) the mean exact match over seeds with its
-two-level bootstrap 95% interval, and the answer-position loss.
+two-level bootstrap 95% interval, and the answer-position loss; "–" where a run was not trained.
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ def main(root: str) -> str:
                      key=lambda r: r["task"]["fillers"])
     if not results:
         raise SystemExit(f"no fillers-*/results.json under {root}")
-    names = [n for n in NAMES if n in results[0]["accuracy"]]
+    names = [n for n in NAMES if any(n in r["accuracy"] for r in results)]
     lines = ["| fillers | " + " | ".join(NAMES[n] for n in names) + " |", "|---" * (len(names) + 1) + "|"]
     for r in results:
         cells = []
         for n in names:
+            if n not in r["accuracy"]:  # the bigram reference is trained at one filler count only
+                cells.append("–")
+                continue
             acc, loss = r["accuracy"][n], r["position_gaps"]["answer"][n]["loss"]["mean"]
             cells.append(f"{acc['mean']:.2f} {format_ci(acc, '.2f')} (loss {loss:.2f})")
         lines.append(f"| {r['task']['fillers']} | " + " | ".join(cells) + " |")
