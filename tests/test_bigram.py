@@ -90,3 +90,12 @@ def test_bigram_baseline_needs_the_builtin_gpt():
         myopia_gap("precache", model={"kind": "hf", "path": "x"}, baseline="bigram", out_dir="unused")
     with pytest.raises(ValueError, match="unknown baseline"):
         myopia_gap("precache", baseline="unigram", out_dir="unused")
+
+
+def test_cli_unknown_baseline_is_one_clear_line(tmp_path, capsys):
+    from myopia.cli import main
+
+    code = main(["gap", "--baseline", "unigram", "--out", str(tmp_path / "x"), *TINY])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown baseline 'unigram'; use one of bigram" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()

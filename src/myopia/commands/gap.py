@@ -22,8 +22,8 @@ def add_cli(sub) -> None:
     p.add_argument("config", nargs="?", help="optional JSON config file with task/model/train sections")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 3)")
     p.add_argument("--detach", default=None, help="myopic variant(s), comma separated: kv (strict, default), hidden")
-    p.add_argument("--baseline", default=None, choices=BASELINES,
-                   help="also train a reference: bigram (the same GPT with every off-diagonal key/value zero, "
+    p.add_argument("--baseline", default=None,
+                   help=f"also train a reference ({', '.join(BASELINES)}): bigram (the same GPT with every off-diagonal key/value zero, "
                    "so the past is not read)")
     add_output_args(p, "runs/gap")
     add_training_args(p, SYNTHETIC_TRAIN)
