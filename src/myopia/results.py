@@ -103,8 +103,10 @@ def wilson_interval(k: int, n: int, z: float = 1.959964) -> list[float]:
 def proportion_over_seeds(correct: list[int], n: list[int], *, resamples: int = 4000, seed: int = 0) -> dict:
     """Mean over seeds of per-seed proportions correct[s] / n[s], with a 95% interval that
     covers both sources of uncertainty and stays in [0, 1]: a two-level percentile bootstrap
-    (seeds with replacement, then each seed's n[s] items with replacement). With one seed the
-    interval is that seed's Wilson interval (test items only) and ``note`` says so."""
+    (seeds with replacement, then each seed's n[s] items with replacement), widened where
+    needed to the Wilson interval of the pooled items (a percentile bootstrap collapses to
+    a point when every seed scores 0 or 1). With one seed the interval is that seed's Wilson
+    interval (test items only) and ``note`` says so."""
     if not correct or len(correct) != len(n):
         raise ValueError("proportion_over_seeds needs one (correct, n) pair per seed")
     import numpy as np
@@ -118,8 +120,10 @@ def proportion_over_seeds(correct: list[int], n: list[int], *, resamples: int = 
     pick = rng.integers(0, len(p), size=(resamples, len(p)))  # resampled seeds
     inner = rng.binomial(np.array(n)[pick], p[pick]) / np.array(n)[pick]  # resampled items within each
     means = inner.mean(1)
-    return {**out, "ci95": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))],
-            "method": "two-level percentile bootstrap (seeds, then test sequences)"}
+    pooled = wilson_interval(sum(correct), sum(n))
+    ci = [min(float(np.quantile(means, 0.025)), pooled[0]), max(float(np.quantile(means, 0.975)), pooled[1])]
+    return {**out, "ci95": ci,
+            "method": "two-level percentile bootstrap (seeds, then test sequences), at least the pooled Wilson interval"}
 
 
 def format_ci(stat: dict, fmt: str = "+.4f") -> str:
