@@ -16,3 +16,11 @@ myopia demo --out myopia-demo
 myopia explain --find 5 --gap-dir myopia-demo/text --out docs/results/explain --overwrite
 # README screenshots docs/img/{report,explain}.png (~15 s; needs Chromium: apt-get install -y chromium)
 python scripts/screenshots.py myopia-demo/report.html docs/results/explain/explain.html docs/img
+
+# docs/results/planning: the myopia gap on rhyming couplets, overall, at the line break and
+# at the rhyming ending; strict and paper myopia; transformer-bigram reference (~25 min)
+myopia gap --task planning --detach kv,hidden --baseline bigram --seeds 3 --out runs/planning --resume
+mkdir -p docs/results/planning && cp runs/planning/{results.json,config.json,gap.png} docs/results/planning/
+
+# docs/results/multiply: exact match vs filler tokens, vanilla / strict / paper myopia, 3 seeds (~60 min)
+bash scripts/multiply_fillers.sh

@@ -51,36 +51,44 @@ def add_dataclass_args(
     dataclass default, so an explicit config file is not overridden by CLI defaults).
     ``flag_prefix`` ("control-", say) keeps two configs with a same-named field apart.
 
+    ``cls`` may also be ``{label: dataclass}``, alternatives that share one set of flags
+    (the synthetic tasks): a field name becomes one flag, typed and documented by the first
+    class that has it, and its help names the labels that take it when not all do.
     ``defaults``: the values the command really uses where they differ from the dataclass's
     own (a preset); the help text states them, so help never disagrees with behaviour."""
-    group = parser.add_argument_group(title or cls.__name__)
-    comments = field_comments(cls)
+    classes = cls if isinstance(cls, dict) else {"": cls}
+    group = parser.add_argument_group(title or "/".join(c.__name__ for c in classes.values()))
     defaults = defaults or {}
-    for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
+    flags: dict[str, tuple] = {}  # field name -> (field, help, labels that take it)
+    for label, c in classes.items():
+        comments = field_comments(c)
+        for f in dataclasses.fields(c):
+            if f.name not in skip:
+                flags.setdefault(f.name, (f, comments.get(f.name, ""), []))[2].append(label)
+    for f, help_text, labels in flags.values():
         own = f.default if f.default is not dataclasses.MISSING else None
         kind = type(own) if own is not None else str
         default = defaults.get(f.name, own)
         conv = _parse_bool if kind is bool else kind
-        help_text = comments.get(f.name, "")
+        users = "" if len(labels) == len(classes) else f"{', '.join(labels)}; "
         group.add_argument(
             "--" + flag_prefix + f.name.replace("_", "-"),
             dest=dest_prefix + f.name,
             type=conv,
             default=None,
             metavar=kind.__name__.upper(),
-            help=f"{help_text} (default: {default})",
+            help=f"{help_text} ({users}default: {default})",
         )
 
 
 def dataclass_overrides(args: argparse.Namespace, cls, dest_prefix: str = "") -> dict:
-    """The fields of ``cls`` that were given on the command line."""
+    """The fields of ``cls`` (a dataclass, or ``{label: dataclass}``) given on the command line."""
     out = {}
-    for f in dataclasses.fields(cls):
-        val = getattr(args, dest_prefix + f.name, None)
-        if val is not None:
-            out[f.name] = val
+    for c in cls.values() if isinstance(cls, dict) else (cls,):
+        for f in dataclasses.fields(c):
+            val = getattr(args, dest_prefix + f.name, None)
+            if val is not None:
+                out[f.name] = val
     return out
 
 
@@ -99,7 +107,7 @@ def read_json_file(path: str | Path, what: str):
         raise ValueError(f"{what} {p} cannot be read: {e}") from None
 
 
-CONFIG_SECTIONS = ("task", "model", "train", "seeds", "detach", "measure")
+CONFIG_SECTIONS = ("task", "model", "train", "seeds", "detach", "baseline", "measure")
 
 
 def load_config_file(path: str | Path) -> dict:

@@ -121,6 +121,32 @@ def wilson95(successes: int, n: int) -> list[float]:
     return [lo, hi]
 
 
+def proportion_over_seeds(correct: list[int], n: list[int], *, resamples: int = 4000, seed: int = 0) -> dict:
+    """Mean over seeds of per-seed proportions correct[s] / n[s], with a 95% interval that
+    covers both sources of uncertainty and stays in [0, 1]: a two-level percentile bootstrap
+    (seeds with replacement, then each seed's n[s] items with replacement), widened where
+    needed to the Wilson interval of the pooled items (a percentile bootstrap collapses to
+    a point when every seed scores 0 or 1). With one seed the interval is that seed's Wilson
+    interval (test items only) and ``note`` says so."""
+    if not correct or len(correct) != len(n):
+        raise ValueError("proportion_over_seeds needs one (correct, n) pair per seed")
+    import numpy as np
+
+    p = np.array(correct, dtype=float) / np.array(n, dtype=float)
+    out = {"mean": float(p.mean()), "n": len(p), "per_seed": [float(v) for v in p]}
+    if len(p) == 1:
+        return {**out, "ci95": wilson95(correct[0], n[0]),
+                "note": "one seed: Wilson interval over test sequences only, seed-to-seed spread unknown"}
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(p), size=(resamples, len(p)))  # resampled seeds
+    inner = rng.binomial(np.array(n)[pick], p[pick]) / np.array(n)[pick]  # resampled items within each
+    means = inner.mean(1)
+    pooled = wilson95(sum(correct), sum(n))
+    ci = [min(float(np.quantile(means, 0.025)), pooled[0]), max(float(np.quantile(means, 0.975)), pooled[1])]
+    return {**out, "ci95": ci,
+            "method": "two-level percentile bootstrap (seeds, then test sequences), at least the pooled Wilson interval"}
+
+
 def format_ci(stat: dict, fmt: str = "+.4f") -> str:
     """``[lo, hi]`` of a :func:`mean_ci95` result, or the reason there is none — one
     convention for every table."""

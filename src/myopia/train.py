@@ -111,6 +111,7 @@ class RunResult:
     wall_time_s: float = 0.0
     selected_step: int | None = None  # select_best: the step whose weights these are (None: the last)
     selected_val_loss: float | None = None  # select_best: their validation loss
+    test_accuracy: dict | None = None  # {"correct", "n"} test sequences, for tasks with an ``accuracy`` hook
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -162,17 +163,59 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
 
+def loss_mask(task, y: torch.Tensor) -> torch.Tensor | None:
+    """(B, T) bool: the positions whose loss counts (the task's ``loss_mask`` hook), or None: all."""
+    hook = getattr(task, "loss_mask", None)
+    return None if hook is None else hook(y)
+
+
+def mean_loss(loss: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The mean of a (B, T) per-position loss over the counted positions (all when ``mask``
+    is None: exactly ``loss.mean()``, so unmasked tasks train on the same number as always)."""
+    return loss.mean() if mask is None else loss[mask].mean()
+
+
 @torch.no_grad()
-def held_out_losses(task, loss_of, *, split: str, batches: int, batch_size: int) -> tuple[list[float], list[float]]:
-    """Per-batch mean losses and the per-position mean loss over ``batches`` held-out
-    batches; ``loss_of(x, y) -> (B, T)`` is the per-position loss of whatever is measured."""
-    means, total = [], None
+def held_out_losses(task, loss_of, *, split: str, batches: int, batch_size: int) -> tuple[list[float], list[float], float]:
+    """Per-batch mean losses, the per-position mean loss and the overall mean loss over
+    ``batches`` held-out batches; ``loss_of(x, y) -> (B, T)`` is the per-position loss of
+    whatever is measured. With a task's ``loss_mask`` every mean is over counted positions
+    only (a position never counted has per-position loss 0)."""
+    means, total, count = [], None, None
     for i in range(batches):
         x, y = task.batch(split, i, batch_size)
-        per_pos = loss_of(x, y).double().mean(0)  # (T,)
-        means.append(float(per_pos.mean()))
-        total = per_pos if total is None else total + per_pos
-    return means, [float(v) for v in (total / batches).cpu()]
+        loss = loss_of(x, y).double()  # (B, T)
+        mask = loss_mask(task, y)
+        if mask is None:
+            per_pos = loss.mean(0)  # (T,)
+            means.append(float(per_pos.mean()))
+            total = per_pos if total is None else total + per_pos
+            continue
+        mask = mask.to(loss.device)
+        sums, counts = (loss * mask).sum(0), mask.sum(0).double()  # (T,), (T,)
+        means.append(float(sums.sum() / counts.sum()))
+        total = sums if total is None else total + sums
+        count = counts if count is None else count + counts
+    if count is None:
+        per_pos = [float(v) for v in (total / batches).cpu()]
+        return means, per_pos, sum(per_pos) / len(per_pos)
+    per_pos = [float(v) for v in (total / count.clamp(min=1)).cpu()]
+    return means, per_pos, float(total.sum() / count.sum())
+
+
+@torch.no_grad()
+def held_out_accuracy(task, predict, *, split: str, batches: int, batch_size: int) -> dict | None:
+    """{"correct", "n"}: held-out sequences whose answer ``predict(x) -> out`` gets exactly
+    right (the task's ``accuracy(out, y) -> (B,) bool`` hook); None for a task without one."""
+    if not hasattr(task, "accuracy"):
+        return None
+    correct = n = 0
+    for i in range(batches):
+        x, y = task.batch(split, i, batch_size)
+        out = predict(x)
+        hit = task.accuracy(out, y.to(out.device))  # (B,)
+        correct, n = correct + int(hit.sum()), n + hit.numel()
+    return {"correct": correct, "n": n}
 
 
 @torch.no_grad()
@@ -193,12 +236,11 @@ def evaluate(
     was_training = model.training
     model.eval()
     policy = policy or GradientPolicy()
-    means, per_pos = held_out_losses(
+    means, per_pos, mean = held_out_losses(
         task, lambda x, y: task.loss(forward_fn(model, x.to(device), policy), y.to(device)),
         split=split, batches=batches, batch_size=batch_size,
     )
     model.train(was_training)
-    mean = sum(per_pos) / len(per_pos)
     return (mean, per_pos, means) if per_batch else (mean, per_pos)
 
 
@@ -280,7 +322,7 @@ def train(
             x, y = task.batch("train", step, cfg.batch_size, stream=seed)
             x, y = x.to(device), y.to(device)
             if objective is None:
-                loss = task.loss(forward_fn(model, x, policy), y).mean()
+                loss = mean_loss(task.loss(forward_fn(model, x, policy), y), loss_mask(task, y))
             else:
                 loss = objective(model, x, y, policy, step).mean()
             loss_value = loss.item()  # the step's one host sync
@@ -328,9 +370,13 @@ def train(
         model, task, split="test", batches=cfg.test_batches, batch_size=cfg.batch_size,
         forward_fn=forward_fn, policy=policy, device=device,
     )
+    model.eval()
+    accuracy = held_out_accuracy(task, lambda x: forward_fn(model, x.to(device), policy), split="test",
+                                 batches=cfg.test_batches, batch_size=cfg.batch_size)
+    model.train()
     result = RunResult(
         policy=policy.to_dict(), seed=seed, steps=cfg.steps, test_loss=test_loss,
-        test_loss_per_position=per_pos, curve=curve, wall_time_s=time.perf_counter() - t0,
+        test_loss_per_position=per_pos, curve=curve, wall_time_s=time.perf_counter() - t0, test_accuracy=accuracy,
         selected_step=best.step if select_best else None, selected_val_loss=best.val_loss if select_best else None,
     )
     if out is not None:

@@ -6,13 +6,17 @@ import argparse
 import sys
 
 from myopia.config import add_dataclass_args, dataclass_overrides, load_config_file
-from myopia.data import TASK_NAMES
-from myopia.data.synthetic import WindowSumTask
+from myopia.data import PRESETS, SYNTHETIC_TASKS, TASK_NAMES
 from myopia.model import GPTConfig
 from myopia.presets import DEFAULT_MODEL
 from myopia.train import TrainConfig
 
-MODEL_FIELDS_SKIP = ("block_size", "vocab_size", "n_in", "n_out")
+# bigram: a baseline of its own (`myopia gap --baseline bigram`), not a setting of every run
+MODEL_FIELDS_SKIP = ("block_size", "vocab_size", "n_in", "n_out", "bigram")
+# the synthetic task classes, labelled by the tasks that use them (for the help text)
+SYNTHETIC_TASK_FLAGS = {
+    ", ".join(name for name, (c, _) in PRESETS.items() if c is cls): cls for cls in SYNTHETIC_TASKS
+}
 
 
 def add_output_args(p: argparse.ArgumentParser, default_out: str) -> None:
@@ -42,7 +46,7 @@ def add_training_args(p: argparse.ArgumentParser, train_preset: dict) -> None:
     uses (``train_preset`` and :data:`myopia.presets.DEFAULT_MODEL`)."""
     p.add_argument("--task", default=None, metavar="TASK",
                    help=f"task: {', '.join(TASK_NAMES)} (default: precache; --data implies text)")
-    add_dataclass_args(p, WindowSumTask, skip=("name", "seed"), title="synthetic task", dest_prefix="task_")
+    add_dataclass_args(p, SYNTHETIC_TASK_FLAGS, skip=("name", "seed"), title="synthetic tasks", dest_prefix="task_")
     add_text_args(p)
     add_dataclass_args(p, GPTConfig, skip=MODEL_FIELDS_SKIP, title="built-in GPT", dest_prefix="model_",
                        defaults=DEFAULT_MODEL)
@@ -81,7 +85,7 @@ def training_settings(
     reads it from a checkpoint's config)."""
     file = load_config_file(args.config) if getattr(args, "config", None) else {}
     defaults = defaults or {}
-    task = {**defaults.get("task", {}), **file.get("task", {}), **dataclass_overrides(args, WindowSumTask, "task_")}
+    task = {**defaults.get("task", {}), **file.get("task", {}), **dataclass_overrides(args, SYNTHETIC_TASK_FLAGS, "task_")}
     task.update(text_overrides(args))
     if args.task is None and text_overrides(args):
         task.setdefault("name", "text")

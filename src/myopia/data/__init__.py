@@ -11,57 +11,71 @@ measures use:
 * ``seq_len``, ``regression``, ``n_in``/``n_out`` (regression) or ``vocab_size`` (tokens);
 * ``to_dict()``: ``make_task(**task.to_dict())`` rebuilds the same task (provenance, and
   how worker processes get their task).
+
+Optional hooks, used where a task defines them:
+
+* ``loss_mask(y) -> (B, T) bool``: the positions whose loss counts (their loss is 0
+  elsewhere); every mean is then over counted positions only (:func:`myopia.train.mean_loss`);
+* ``accuracy(out, y) -> (B,) bool``: exact match of a sequence's answer, reported per run;
+* ``named_positions() -> {name: [t, ...]}``: structural positions (an answer, a line break)
+  at which the gap is also reported.
+
+Tasks: ``precache``/``breadcrumbs`` (:mod:`myopia.data.synthetic`), ``branching`` (the
+known-law source of ``myopia consequences``, :mod:`myopia.data.branching`), ``multiply``
+(:mod:`myopia.data.multiply`), ``planning`` (:mod:`myopia.data.planning`), ``text``
+(:mod:`myopia.data.text`); each ``-paper`` preset is the paper's setting.
 """
 
 from __future__ import annotations
 
-from myopia.data.branching import BranchingSource
-from myopia.data.synthetic import PRESETS, WindowSumTask
+import dataclasses
 
-TASK_NAMES = tuple(PRESETS) + ("branching", "text")
+from myopia.data import multiply, planning, synthetic
+from myopia.data.branching import BranchingSource
+from myopia.data.multiply import MultiplyTask
+from myopia.data.planning import PlanningTask
+from myopia.data.synthetic import WindowSumTask
+
+# preset name -> (task class, its fields)
+PRESETS = {
+    **{name: (WindowSumTask, p) for name, p in synthetic.PRESETS.items()},
+    **{name: (MultiplyTask, p) for name, p in multiply.PRESETS.items()},
+    **{name: (PlanningTask, p) for name, p in planning.PRESETS.items()},
+    "branching": (BranchingSource, {}),
+}
+SYNTHETIC_TASKS = (WindowSumTask, MultiplyTask, PlanningTask)
+TASK_NAMES = tuple(PRESETS) + ("text",)
 
 
 def make_task(name: str, **overrides):
-    """Build a task by name; keyword arguments override the preset's fields.
-
-    ``make_task("branching", ...)`` is the known-law Markov source of ``myopia consequences``
-    (:class:`myopia.data.branching.BranchingSource`).
+    """Build a task by name; keyword arguments override the preset's fields (None = keep).
 
     ``make_task("text", data=None | PATH, tokenizer="byte" | "bpe" | MODEL_DIR, vocab_size=...,
     seq_len=..., field=..., seed=...)`` is next-token prediction on a corpus
     (:class:`myopia.data.text.TextTask`; the built-in corpus when ``data`` is None).
+    A field the task does not have is refused with the list of those it has.
     """
     if name == "text":
         from myopia.data.text import TextTask
 
-        return TextTask(**_settings(TextTask, name, overrides, keep_none=("data",)))
-    if name == "branching":
-        return BranchingSource(**_settings(BranchingSource, name, overrides))
-    if name not in PRESETS:
+        cls, preset = TextTask, {}
+    elif name in PRESETS:
+        cls, preset = PRESETS[name]
+    else:
         raise ValueError(f"unknown task {name!r}; available tasks: {', '.join(TASK_NAMES)}")
-    import dataclasses
-
-    known = {f.name for f in dataclasses.fields(WindowSumTask)} - {"name"}
-    unknown = sorted(k for k, v in overrides.items() if v is not None and k not in known)
-    if unknown:
-        hint = "; --data/--tokenizer/--field/--vocab-size apply to --task text" if {"data", "tokenizer", "field", "vocab_size"} & set(unknown) else ""
-        raise ValueError(f"task {name} does not take {', '.join(unknown)}; its settings are {', '.join(sorted(known))}{hint}")
-    params = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
-    return WindowSumTask(**params)
-
-
-def _settings(cls, name: str, overrides: dict, keep_none: tuple[str, ...] = ()) -> dict:
-    """The given (not None) settings of task class ``cls``; one clear error for a setting it
-    does not have (a window-sum flag on text, say)."""
-    import dataclasses
-
     known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(k for k, v in overrides.items() if v is not None) - known)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(given) - known)
     if unknown:
+        text_only = {"data", "tokenizer", "field", "vocab_size"} & set(unknown) and name != "text"
         raise ValueError(
             f"task {name} does not take {', '.join(unknown)}; its settings are {', '.join(sorted(known - {'name'}))}"
+            + ("; --data/--tokenizer/--field/--vocab-size apply to --task text" if text_only else "")
         )
-    return {k: v for k, v in overrides.items() if k in known and (v is not None or k in keep_none)}
+    if name == "text" and "data" in overrides:  # data=None is a setting of its own: the built-in corpus
+        given.setdefault("data", None)
+    return cls(**{**preset, **given})
 
 
-__all__ = ["make_task", "TASK_NAMES", "BranchingSource", "WindowSumTask"]
+__all__ = ["make_task", "TASK_NAMES", "SYNTHETIC_TASKS", "BranchingSource", "WindowSumTask", "MultiplyTask",
+           "PlanningTask"]

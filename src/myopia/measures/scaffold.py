@@ -159,8 +159,8 @@ def as_detach(detach: str | list[str]) -> list[str]:
 def trivial_loss(task, batches: int, batch_size: int) -> tuple[float, list[float]]:
     """Mean and per-position loss of the task's reference predictor on the test batches
     (predict 0 for the window sum; the unigram model for text)."""
-    _, per_pos = held_out_losses(task, task.trivial_loss, split="test", batches=batches, batch_size=batch_size)
-    return sum(per_pos) / len(per_pos), per_pos
+    _, per_pos, mean = held_out_losses(task, task.trivial_loss, split="test", batches=batches, batch_size=batch_size)
+    return mean, per_pos
 
 
 def above_trivial(runs: dict[str, RunResult], trivial: float) -> list[str]:
