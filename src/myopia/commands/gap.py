@@ -70,9 +70,10 @@ def format_gap_table(results: list) -> str:
                 f"{row['trivial']:.4f}", f"{row['gap']['mean']:+.4f} {format_ci(row['gap'])}",
             ))
         if r.bigram_loss:
+            van = sum(r.vanilla_loss) / len(r.vanilla_loss)
             big = sum(r.bigram_loss) / len(r.bigram_loss)
-            rows.append((r.task.get("name", "?"), "bigram", f"{van:.4f} ({r.relative(van):.0%})",
-                         f"{big:.4f} ({r.relative(big):.0%})", f"{r.trivial_loss:.4f}",
+            rows.append((r.task.get("name", "?"), "bigram", f"{van:.4f} ({share_text(r.relative(van))})",
+                         f"{big:.4f} ({share_text(r.relative(big))})", f"{r.trivial_loss:.4f}",
                          f"{r.past_benefit['mean']:+.4f} {format_ci(r.past_benefit)}"))
     note = "\n(loss as mean over seeds; in brackets: share of the trivial loss"
     if any(r.bigram_loss for r in results):
