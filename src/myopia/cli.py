@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "myopia.commands.bonus",
     "myopia.commands.decompose",
     "myopia.commands.horizon",
+    "myopia.commands.probe",
     "myopia.commands.report",
 ]
 

@@ -49,17 +49,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+FEATURE_LAYER = "1"  # the table's probe: the state after block 1, where a pre-cached feature must be for block 2 to read it
+
+
 def format_gap_table(results: list) -> str:
-    """task | vanilla | myopic | trivial | gap [95% CI], losses as mean over seeds (and / trivial)."""
-    rows = [("task", "policy", "vanilla", "myopic", "trivial", "gap [95% CI]")]
+    """task | vanilla | myopic | trivial | gap [95% CI], losses as mean over seeds (and / trivial);
+    with a known task feature, its probe R² after block 1 per seed, for vanilla and myopic."""
+    probed = any(getattr(r, "feature_r2", None) for r in results)
+    head = ("task", "policy", "vanilla", "myopic", "trivial", "gap [95% CI]")
+    rows = [head + (("R² vanilla", "R² myopic") if probed else ())]
+
+    def r2(r, policy: str) -> str:
+        per_seed = getattr(r, "feature_r2", {}).get(policy, {}).get("per_seed")
+        return "/".join(f"{row[FEATURE_LAYER]:.2f}" for row in per_seed) if per_seed else "-"
+
     for r in results:
         van = sum(r.vanilla_loss) / len(r.vanilla_loss)
         for var in r.variants.values():
             myo = sum(var["myopic_loss"]) / len(var["myopic_loss"])
             g = var["gap"]
-            rows.append((
+            row = (
                 r.task.get("name", "?"), var["policy"],
                 f"{van:.4f} ({r.relative(van):.0%})", f"{myo:.4f} ({r.relative(myo):.0%})",
                 f"{r.trivial_loss:.4f}", f"{g['mean']:+.4f} {format_ci(g)}",
-            ))
-    return format_table(rows) + "\n(loss as mean over seeds; in brackets: share of the trivial loss)"
+            )
+            rows.append(row + ((r2(r, "vanilla"), r2(r, var["policy"])) if probed else ()))
+    note = "(loss as mean over seeds; in brackets: share of the trivial loss"
+    if probed:
+        note += ";\n R²: held-out R² of a linear probe for the task's feature (precache: sin(a·x_t) at position t) " \
+                "after block 1, one value per seed"
+    return format_table(rows) + "\n" + note + ")"

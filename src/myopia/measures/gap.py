@@ -4,6 +4,11 @@ Same architecture, initialisation (seed), data order and budget; only the gradie
 differs. Reported per seed (paired differences), as a mean with a 95% Student-t interval
 over seeds, and per position. Several myopic variants (``detach="kv"`` and ``"hidden"``)
 can share one set of vanilla runs; the first variant is the headline ``myopic_loss``.
+
+When the task defines a known feature (``task.feature(x)``, e.g. sin(a·x_t) on
+``precache``), every trained model also gets the held-out R² of a ridge probe for it at
+each layer (:func:`myopia.measures.probe.feature_r2`): the loss says *whether* a model
+learned the task, the probe *how* — whether the feature is there at position t.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ class GapResult(MeasureResult):
     variants: dict = field(default_factory=dict)  # detach -> {"myopic_loss", "gap", ...}
     curves: dict = field(default_factory=dict)  # run key -> [{"step", "train_loss", "val_loss"?}]
     token_gaps: dict = field(default_factory=dict)  # token tasks: target tokens with the largest/smallest gap
+    # tasks with a known feature: policy name -> {"per_seed": [{layer: R²}], "mean": {layer: R²}, "ci95": {layer: ..}}
+    feature_r2: dict = field(default_factory=dict)
 
     def relative(self, loss: float) -> float:
         return loss / self.trivial_loss if self.trivial_loss else float("nan")
@@ -122,11 +129,32 @@ def myopia_gap(
         )
         if not task_obj.regression:
             result.token_gaps = token_gaps(task_obj, specs, out / "runs", head["policy"], train)
+        if hasattr(task_obj, "feature"):
+            result.feature_r2 = feature_probes(task_obj, specs, out / "runs")
         return result
 
     config = {"task": task_spec, "model": model, "train": train.to_dict(), "seeds": seeds, "detach": detach}
     return run_measure("gap", config, specs=specs, summarize=summarize, out_dir=out_dir, resume=resume,
                        overwrite=overwrite, workers=workers, progress=progress, desc=f"gap {task_obj.name}")
+
+
+def feature_probes(task, specs: list[RunSpec], runs_dir: Path) -> dict:
+    """Held-out R² of the task-feature probe at every layer, per trained model, grouped by
+    policy (seeds in the order of ``specs``) with the mean and a 95% CI over seeds."""
+    from myopia.measures.probe import feature_r2
+    from myopia.runs import load_checkpoint_model
+
+    per_policy: dict[str, list[dict]] = {}
+    for spec in specs:
+        ckpt = runs_dir / spec.key / "checkpoint" / "model.safetensors"
+        model = load_checkpoint_model(ckpt, spec.model, task, spec.seed)
+        per_policy.setdefault(GradientPolicy.from_dict(spec.policy).name, []).append(feature_r2(model, task))
+    out = {}
+    for name, rows in per_policy.items():
+        stats = {layer: mean_ci95([r[layer] for r in rows], bounds=(float("-inf"), 1.0)) for layer in rows[0]}
+        out[name] = {"per_seed": rows, "mean": {k: v["mean"] for k, v in stats.items()},
+                     "ci95": {k: v["ci95"] for k, v in stats.items()}}
+    return out
 
 
 @torch.no_grad()
