@@ -19,6 +19,9 @@ Public API (everything else may change):
   (self-fulfilling bias, free-running drift, a policy-gradient positive control; `myopia consequences`).
 * :func:`explain`, :func:`load_gap_pair`, :func:`load_model_pair` — one prompt token by token
   under a vanilla and a myopic model (the `myopia explain` command).
+* :func:`future_token_probes` — the `myopia probe` measure: future-token and task-feature probes
+  at every layer, each with a causal test (the mechanism, probes and residual edits that any
+  experiment can reuse, is :mod:`myopia.probes`).
 * :mod:`myopia.hf` — any Hugging Face causal LM under a policy (``myopia.hf.load``).
 """
 
@@ -36,10 +39,11 @@ from myopia.measures.gap import myopia_gap
 from myopia.measures.horizon import horizon_curve
 from myopia.measures.consequences import output_myopia
 from myopia.explain import explain, load_gap_pair, load_model_pair
+from myopia.measures.probe import future_token_probes
 
 __all__ = [
     "GradientPolicy", "VANILLA", "MYOPIC", "policy_attention", "GPT", "GPTConfig",
     "make_task", "train", "TrainConfig", "RunResult", "myopia_gap",
     "offset_gradients", "decompose_gradients", "horizon_curve",
-    "local_myopia_bonus", "output_myopia", "explain", "load_gap_pair", "load_model_pair",
+    "local_myopia_bonus", "output_myopia", "explain", "load_gap_pair", "load_model_pair", "future_token_probes",
 ]

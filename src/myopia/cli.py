@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "myopia.commands.decompose",
     "myopia.commands.horizon",
     "myopia.commands.consequences",
+    "myopia.commands.probe",
     "myopia.commands.report",
     "myopia.commands.explain",
 ]

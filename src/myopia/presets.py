@@ -18,6 +18,13 @@ Why these numbers:
   fine-tune of an already trained model too; the equal-budget control θ0′ gets the same.
 * ``DECOMPOSE_TRAIN`` — the vanilla model ``myopia decompose`` trains when no checkpoint is
   given, with the myopic/future gradient tracked every 50 steps.
+* ``PROBE`` — ``myopia probe`` (and the feature probe of ``myopia gap``): probes are fitted
+  on 256 held-out sequences (the task's val split: 4k positions at T = 16, 16k at T = 64),
+  their penalty chosen on 64 and everything scored on 256 others (the test split); token
+  targets are the 64 most frequent tokens plus "other" (for byte text nearly every token
+  that occurs), k = 1..3 tokens ahead; the baselines count 2048 training sequences. A
+  64-class probe of a 64-wide stream has ~4k weights: 16k positions fit it, and a probe of
+  a whole `myopia gap` text directory (9 models, 9 probes each) takes a few CPU minutes.
 * ``SWEEP_TRAIN`` — every optimisation setting of a sweep pinned, so a sweep's config (and
   a resumed directory) does not follow later changes of TrainConfig's defaults; steps,
   eval_every and checkpoint_every are replaced per size by the token budget rule.
@@ -55,6 +62,8 @@ def train_preset(model: dict | None) -> dict:
     architecture) trains with ``FINETUNE_TRAIN``, the built-in GPT with ``SYNTHETIC_TRAIN``."""
     return FINETUNE_TRAIN if (model or {}).get("kind") == "hf" else SYNTHETIC_TRAIN
 
+
+PROBE = dict(k_max=3, classes=64, train_seqs=256, val_seqs=64, test_seqs=256, baseline_seqs=2048, batch_size=64)
 
 # The demo: two synthetic tasks and the built-in corpus, both myopic variants.
 DEMO_TASKS = ("precache", "breadcrumbs")

@@ -72,10 +72,12 @@ def provenance() -> dict:
 NO_INTERVAL_ONE_VALUE = "single value (one seed): no interval"
 
 
-def mean_ci95(values: list[float]) -> dict:
+def mean_ci95(values: list[float], bounds: tuple[float, float] | None = None) -> dict:
     """Mean and a two-sided 95% Student-t interval over independent values (seeds).
 
-    With a single value there is no interval: ``ci95`` is None and ``note`` says why."""
+    With a single value there is no interval: ``ci95`` is None and ``note`` says why.
+    ``bounds`` (lo, hi): the quantity cannot leave this range (a proportion, R² <= 1), so
+    the interval is clipped to it."""
     n = len(values)
     if n == 0:
         raise ValueError("mean_ci95 needs at least one value")
@@ -86,7 +88,10 @@ def mean_ci95(values: list[float]) -> dict:
 
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = float(t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-    return {"mean": mean, "ci95": [mean - half, mean + half], "n": n, "std": std}
+    lo, hi = mean - half, mean + half
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return {"mean": mean, "ci95": [lo, hi], "n": n, "std": std}
 
 
 def bootstrap_ci(values: list[float], *, n: int = 2000, seed: int = 0) -> dict:

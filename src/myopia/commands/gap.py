@@ -57,28 +57,42 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+FEATURE_LAYER = "1"  # the table's probe: the state after block 1, where a pre-cached feature must be for block 2 to read it
+
+
 def format_gap_table(results: list) -> str:
-    """task | vanilla | myopic | trivial | gap [95% CI], losses as mean over seeds (and / trivial)."""
+    """task | vanilla | myopic | trivial | gap [95% CI], losses as mean over seeds (and / trivial);
+    with a known task feature, its probe R² after block 1 per seed, for vanilla and myopic."""
     from myopia.report.findings import gap_rows, share_text
 
-    rows = [("task", "policy", "vanilla", "myopic", "trivial", "gap [95% CI]")]
+    probed = any(getattr(r, "feature_r2", None) for r in results)
+    head = ("task", "policy", "vanilla", "myopic", "trivial", "gap [95% CI]")
+    rows = [head + (("R² vanilla", "R² myopic") if probed else ())]
+
+    def r2(r, policy: str) -> str:
+        per_seed = getattr(r, "feature_r2", {}).get(policy, {}).get("per_seed")
+        return "/".join(f"{row[FEATURE_LAYER]:.2f}" for row in per_seed) if per_seed else "-"
+
     for r in results:
         for row in gap_rows(r):
             rows.append((
                 row["task"], row["policy"],
                 f"{row['vanilla']:.4f} ({share_text(row['vanilla_rel'])})", f"{row['myopic']:.4f} ({share_text(row['myopic_rel'])})",
                 f"{row['trivial']:.4f}", f"{row['gap']['mean']:+.4f} {format_ci(row['gap'])}",
-            ))
+            ) + ((r2(r, "vanilla"), r2(r, row["policy"])) if probed else ()))
         if r.bigram_loss:
             van = sum(r.vanilla_loss) / len(r.vanilla_loss)
             big = sum(r.bigram_loss) / len(r.bigram_loss)
             rows.append((r.task.get("name", "?"), "bigram", f"{van:.4f} ({share_text(r.relative(van))})",
                          f"{big:.4f} ({share_text(r.relative(big))})", f"{r.trivial_loss:.4f}",
-                         f"{r.past_benefit['mean']:+.4f} {format_ci(r.past_benefit)}"))
-    note = "\n(loss as mean over seeds; in brackets: share of the trivial loss"
+                         f"{r.past_benefit['mean']:+.4f} {format_ci(r.past_benefit)}") + (("-", "-") if probed else ()))
+    note = "(loss as mean over seeds; in brackets: share of the trivial loss"
     if any(r.bigram_loss for r in results):
-        note += "; bigram row: the transformer-bigram baseline (reads no past) in the myopic column, bigram - vanilla"
-    return format_table(rows) + note + ")"
+        note += ";\n bigram row: the transformer-bigram baseline (reads no past) in the myopic column, bigram - vanilla"
+    if probed:
+        note += ";\n R²: held-out R² of a linear probe for the task's feature (precache: sin(a·x_t) at position t) " \
+                "after block 1, one value per seed"
+    return format_table(rows) + "\n" + note + ")"
 
 
 def format_position_gaps(r) -> str:

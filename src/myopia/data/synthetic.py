@@ -89,7 +89,7 @@ class WindowSumTask:
         B, T = batch_size, self.seq_len
         x = torch.randn(B, T, generator=g)
         z = (torch.rand(B, T, generator=g) < self.p).float()
-        fx = torch.sin(self.a * x)
+        fx = torch.sin(self.a * x)  # the feature (see feature())
         # window sum: s_n = sum_{i=shift}^{shift+K-1} f(x_{n-i}), zeros before the start
         padded = F.pad(fx, (self.shift + self.window - 1, 0))  # (B, T + K + shift - 1)
         s = padded.unfold(1, self.window, 1)[:, : T, :].sum(-1)  # windows ending at n - shift
@@ -99,6 +99,11 @@ class WindowSumTask:
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-position Huber loss (B, T)."""
         return F.huber_loss(out, y, delta=self.huber_delta, reduction="none").sum(-1)
+
+    def feature(self, x: torch.Tensor) -> torch.Tensor:
+        """The task's known feature at each position, f(x_n) = sin(a x_n): (B, T) from inputs
+        (B, T, 2). A model that pre-caches computes it at position n (a probe target)."""
+        return torch.sin(self.a * x[..., 0])
 
     def trivial_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-position loss of the best predictor without the pre-cached feature:

@@ -16,6 +16,11 @@ Optional additions, all from the same seeds and data order:
   bootstrap interval;
 * for a task with ``named_positions`` (an answer, a line break, a rhyming ending), the gap
   averaged over each group of positions, with a CI over seeds.
+
+When the task defines a known feature (``task.feature(x)``, e.g. sin(a·x_t) on
+``precache``), every trained model also gets the held-out R² of a ridge probe for it at
+each layer (:func:`myopia.measures.probe.feature_r2`): the loss says *whether* a model
+learned the task, the probe *how* — whether the feature is there at position t.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ class GapResult(MeasureResult):
     past_benefit: dict = field(default_factory=dict)  # bigram - vanilla over seeds (paired): what reading the past is worth
     accuracy: dict = field(default_factory=dict)  # run name -> per-seed and over-seed exact-match accuracy
     position_gaps: dict = field(default_factory=dict)  # group -> {"positions", run name -> {"gap", "loss", ...}}
+    # tasks with a known feature: policy name -> {"per_seed": [{layer: R²}], "mean": {layer: R²}, "ci95": {layer: ..}}
+    feature_r2: dict = field(default_factory=dict)
 
     def relative(self, loss: float) -> float:
         return loss / self.trivial_loss if self.trivial_loss else float("nan")
@@ -172,6 +179,8 @@ def myopia_gap(
             result.position_gaps = position_gaps(task_obj.named_positions(), by_name)
         if not task_obj.regression:
             result.token_gaps = token_gaps(task_obj, specs, out / "runs", head["policy"], train)
+        if hasattr(task_obj, "feature"):
+            result.feature_r2 = feature_probes(task_obj, specs, out / "runs")
         return result
 
     config = {"task": task_spec, "model": model, "train": train.to_dict(), "seeds": seeds, "detach": detach}
@@ -214,6 +223,25 @@ def position_gaps(groups: dict[str, list[int]], by_name: dict[str, list]) -> dic
                 row[name] = {"loss": mean_ci95([at(r, positions) for r in runs]),
                              "gap": mean_ci95([at(r, positions) - at(v, positions) for r, v in zip(runs, van)])}
         out[group] = row
+    return out
+
+
+def feature_probes(task, specs: list[RunSpec], runs_dir: Path) -> dict:
+    """Held-out R² of the task-feature probe at every layer, per trained model, grouped by
+    policy (seeds in the order of ``specs``) with the mean and a 95% CI over seeds."""
+    from myopia.measures.probe import feature_r2
+    from myopia.runs import load_checkpoint_model
+
+    per_policy: dict[str, list[dict]] = {}
+    for spec in specs:
+        ckpt = runs_dir / spec.key / "checkpoint" / "model.safetensors"
+        model = load_checkpoint_model(ckpt, spec.model, task, spec.seed)
+        per_policy.setdefault(GradientPolicy.from_dict(spec.policy).name, []).append(feature_r2(model, task))
+    out = {}
+    for name, rows in per_policy.items():
+        stats = {layer: mean_ci95([r[layer] for r in rows], bounds=(float("-inf"), 1.0)) for layer in rows[0]}
+        out[name] = {"per_seed": rows, "mean": {k: v["mean"] for k, v in stats.items()},
+                     "ci95": {k: v["ci95"] for k, v in stats.items()}}
     return out
 
 

@@ -60,6 +60,17 @@ def _consequences(r, out: Path) -> list[Path]:
     return [plot_consequences(r, out / "consequences.png")]
 
 
+def _probe(r, out: Path) -> list[Path]:
+    from myopia.report.probe_plots import plot_feature, plot_future_tokens
+
+    paths = []
+    if any("future_token" in m for m in r.models.values()):
+        paths.append(plot_future_tokens(r, out / "probe.png"))
+    if any("feature_r2" in m for m in r.models.values()):
+        paths.append(plot_feature(r, out / ("probe_feature.png" if paths else "probe.png")))
+    return paths
+
+
 FIGURES: dict[str, Callable[[SimpleNamespace, Path], list[Path]]] = {
     "gap": _gap,
     "horizon": _horizon,
@@ -67,6 +78,7 @@ FIGURES: dict[str, Callable[[SimpleNamespace, Path], list[Path]]] = {
     "decompose": _decompose,
     "sweep": _sweep,
     "consequences": _consequences,
+    "probe": _probe,
 }
 
 
