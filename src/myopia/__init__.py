@@ -14,6 +14,7 @@ Public API (everything else may change):
 * :func:`decompose_gradients`, :func:`horizon_curve` — the `myopia decompose` and
   `myopia horizon` measures.
 * :func:`local_myopia_bonus` — L(θ0) - L(φ*): φ re-optimised for the present, θ0's past frozen.
+* :func:`model_series` — the gap along a series of pretrained HF checkpoints (``myopia sweep --models``).
 * :mod:`myopia.hf` — any Hugging Face causal LM under a policy (``myopia.hf.load``).
 """
 
@@ -29,10 +30,11 @@ from myopia.gradients import offset_gradients
 from myopia.measures.decompose import decompose_gradients
 from myopia.measures.gap import myopia_gap
 from myopia.measures.horizon import horizon_curve
+from myopia.measures.model_series import model_series
 
 __all__ = [
     "GradientPolicy", "VANILLA", "MYOPIC", "policy_attention", "GPT", "GPTConfig",
     "make_task", "train", "TrainConfig", "RunResult", "myopia_gap",
     "offset_gradients", "decompose_gradients", "horizon_curve",
-    "local_myopia_bonus",
+    "local_myopia_bonus", "model_series",
 ]

@@ -6,6 +6,7 @@ from myopia.measures.decompose import DecomposeResult, decompose_gradients
 from myopia.measures.bonus import BonusResult, local_myopia_bonus
 from myopia.measures.gap import GapResult, myopia_gap
 from myopia.measures.horizon import HorizonResult, horizon_curve
+from myopia.measures.model_series import ModelSeriesResult, model_series
 from myopia.measures.scaffold import MeasureResult, run_measure
 from myopia.measures.sweep import SweepResult, compute_sweep
 
@@ -13,4 +14,5 @@ __all__ = [
     "local_myopia_bonus", "BonusResult",
     "myopia_gap", "GapResult", "decompose_gradients", "DecomposeResult",
     "horizon_curve", "HorizonResult", "compute_sweep", "SweepResult", "MeasureResult", "run_measure",
+    "model_series", "ModelSeriesResult",
 ]
