@@ -22,6 +22,7 @@ Public API (everything else may change):
 * :func:`future_token_probes` — the `myopia probe` measure: future-token and task-feature probes
   at every layer, each with a causal test (the mechanism, probes and residual edits that any
   experiment can reuse, is :mod:`myopia.probes`).
+* :func:`model_series` — the gap along a series of pretrained HF checkpoints (``myopia sweep --models``).
 * :mod:`myopia.hf` — any Hugging Face causal LM under a policy (``myopia.hf.load``).
 """
 
@@ -40,10 +41,11 @@ from myopia.measures.horizon import horizon_curve
 from myopia.measures.consequences import output_myopia
 from myopia.explain import explain, load_gap_pair, load_model_pair
 from myopia.measures.probe import future_token_probes
+from myopia.measures.model_series import model_series
 
 __all__ = [
     "GradientPolicy", "VANILLA", "MYOPIC", "policy_attention", "GPT", "GPTConfig",
     "make_task", "train", "TrainConfig", "RunResult", "myopia_gap",
     "offset_gradients", "decompose_gradients", "horizon_curve",
-    "local_myopia_bonus", "output_myopia", "explain", "load_gap_pair", "load_model_pair", "future_token_probes",
+    "local_myopia_bonus", "output_myopia", "explain", "load_gap_pair", "load_model_pair", "future_token_probes", "model_series",
 ]

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from myopia import attention_short
 from myopia.policy import GradientPolicy
 
 if TYPE_CHECKING:
@@ -197,11 +198,17 @@ def myopic_fast_attention(
 ) -> torch.Tensor:
     """Myopic attention: fused kernel on (q, k_off, v_off), the diagonal gradient added.
 
-    On CPU a custom autograd function runs the fused kernel's own forward and backward and
+    On CPU at short contexts (T <= 64) the scores are materialised and the myopic backward
+    is written directly (:mod:`myopia.attention_short`). Otherwise on CPU a custom autograd
+    function runs the fused kernel's own forward and backward and
     writes the diagonal terms straight into dk, dv (no saved tensor beyond what vanilla
     attention saves). Elsewhere the zero-valued correction term of the module docstring
     carries them (:func:`myopic_attention_by_correction`).
     """
+    if attention_short.serves(q):  # short contexts: materialised scores beat the fused kernel's fixed cost
+        return attention_short.short_myopic_attention(
+            q, k, v, k_off, v_off, None if attn_mask is None else _bias(attn_mask, q.dtype), scale
+        )
     if q.device.type == "cpu" and _cpu_flash_supports(q):
         return _MyopicFlashCPU.apply(q, k, v, k_off, v_off, attn_mask, scale)
     return myopic_attention_by_correction(q, k, v, k_off, v_off, attn_mask=attn_mask, scale=scale)

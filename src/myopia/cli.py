@@ -62,6 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from myopia import distributed
+
+    rank = distributed.launched()  # under torchrun the process group is joined on first use
+    distributed.set_parallel(getattr(args, "parallel", "ddp"))
+    quiet = open(os.devnull, "w") if not rank.is_main else None
+    saved_stdout = sys.stdout
+    if quiet is not None:
+        sys.stdout = quiet  # rank 0 prints the tables
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -70,8 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, ValueError, OSError, FloatingPointError, RuntimeError, TypeError) as e:
         if getattr(args, "debug", False):
             raise
-        print(f"myopia {args.command}: error: {e}", file=sys.stderr)
+        # a bad setting is refused identically on every rank: rank 0 says it once; other errors
+        # (a crash on one rank) are printed by the rank that met them
+        if rank.is_main or not isinstance(e, (CliError, ValueError, FileNotFoundError)):
+            where = "" if rank.is_main else f" (rank {rank.rank} of {rank.world_size})"
+            print(f"myopia {args.command}: error{where}: {e}", file=sys.stderr)
         return 2
+    finally:
+        if quiet is not None:
+            sys.stdout = saved_stdout
+            quiet.close()
 
 
 if __name__ == "__main__":

@@ -233,9 +233,16 @@ def default_workers(n_jobs: int) -> int:
 def run_all(
     specs: list[RunSpec], out_dir: str | Path, *, workers: int = 0, progress: bool = True, desc: str = "runs"
 ) -> dict[str, RunResult]:
-    """Run every spec (in parallel when workers > 1); returns key -> RunResult."""
+    """Run every spec (in parallel when workers > 1); returns key -> RunResult.
+
+    Under torchrun the specs run one after another, each on every rank of the process group
+    (data parallel, :mod:`myopia.distributed`), and only rank 0 shows progress."""
+    from myopia import distributed
+
     out = Path(out_dir)
     workers = workers or default_workers(len(specs))
+    if distributed.current().enabled:
+        workers, progress = 1, progress and distributed.is_main()
     total = sum(TrainConfig(**s.train).steps for s in specs)
     done = sum(TrainConfig(**s.train).steps for s in specs if (out / s.key / "result.json").exists())
     bar = None

@@ -10,6 +10,9 @@
   indexed by step, continues exactly as if it had never stopped. A finished run is never
   retrained: its saved result is returned.
 * A NaN/inf loss stops the run with the step at which it happened.
+* Under ``torchrun`` the same loop trains data-parallel (:mod:`myopia.distributed`): every
+  rank takes its rows of the step's global batch, DDP (or FSDP2) averages the gradients,
+  held-out losses are gathered, and only rank 0 writes metrics, checkpoints and results.
 * ``select_best=True`` ends the run at the weights of its lowest validation loss among the
   evaluated steps (every ``eval_every`` steps, the last step, and step 0, the weights it
   started from): model selection on the val split, the result's test loss measured on the
@@ -44,6 +47,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
+from myopia import distributed
 from myopia.policy import GradientPolicy
 from myopia.results import atomic_write_json, atomic_write_text
 
@@ -267,31 +271,35 @@ def train(
     is logged to ``metrics.jsonl``. ``objective``: what a step minimises, if not the task's
     loss (see the module docstring); ``train_loss`` in the curve is then its value.
     ``select_best``: end with the weights of the lowest validation loss, step 0 included
-    (see the module docstring); ``model`` holds them on return.
+    (see the module docstring); ``model`` holds them on return. Under torchrun callbacks run
+    on rank 0 only, with the whole model and the step's global batch.
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if forward_fn is default_forward:
         forward_fn = forward_with_impl(cfg.impl)
+    rank = distributed.current()
     device = cfg.device
     model.to(device)
     model.train()
-    opt = make_optimizer(model, cfg)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg))
     out = Path(out_dir) if out_dir is not None else None
     start, curve, elapsed = 0, [], 0.0
     best: BestState | None = None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        done = out / "result.json"
-        found = latest_checkpoint(out)
-        if done.exists():
-            saved = json.loads(done.read_text())
-            if found is not None:
-                model.load_state_dict(load_file(str(found[0] / "model.safetensors"), device=device))
-            return RunResult(**saved)
+    done, found = distributed.main_first(lambda: _resume_point(out)) if out is not None else (None, None)
+    if done is not None:  # a finished run is never retrained
         if found is not None:
-            start, curve, elapsed, best = _load_checkpoint(*found, model, opt, sched, device)
+            model.load_state_dict(load_file(str(found[0] / "model.safetensors"), device=device))
+        return RunResult(**done)
+    if rank.enabled and distributed.parallel_mode() == "fsdp" and (callbacks or cfg.track_gradients_every or select_best):
+        raise ValueError("per-step callbacks (--track-gradients-every) and select_best need the whole model on one "
+                         "process; use --parallel ddp")
+    step_model = distributed.data_parallel(model, device)  # the model itself in one process
+    opt = make_optimizer(model, cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg))
+    if found is not None:
+        start, curve, elapsed, best = _load_checkpoint(*found, model, opt, sched, device)
+    writes = out is not None and rank.is_main
+    if writes:
         _truncate_metrics(out / "metrics.jsonl", start)  # drop rows logged after the last checkpoint
     if select_best and best is None and start > 0:
         raise ValueError(f"the checkpoint in {out} was written without select_best; resume it the same way")
@@ -310,7 +318,9 @@ def train(
         from myopia.gradients import gradient_split_tracker
 
         callbacks = [*(callbacks or []), (cfg.track_gradients_every, gradient_split_tracker(task.loss, forward_fn))]
-    metrics = open(out / "metrics.jsonl", "a") if out is not None else None
+    if not rank.is_main:
+        progress, callbacks = False, None
+    metrics = open(out / "metrics.jsonl", "a") if writes else None
     t0 = time.perf_counter() - elapsed
     try:
         if select_best and start == 0:  # the starting weights are a candidate too
@@ -319,13 +329,14 @@ def train(
             if metrics is not None:
                 metrics.write(json.dumps(curve[-1]) + "\n")
         for step in range(start, cfg.steps):
-            x, y = task.batch("train", step, cfg.batch_size, stream=seed)
+            x, y = task.batch("train", step, cfg.batch_size, stream=seed)  # the global batch
             x, y = x.to(device), y.to(device)
+            xr, yr = distributed.rows(x), distributed.rows(y)  # this rank's rows (all of them in one process)
             if objective is None:
-                loss = mean_loss(task.loss(forward_fn(model, x, policy), y), loss_mask(task, y))
+                loss = mean_loss(task.loss(forward_fn(step_model, xr, policy), yr), loss_mask(task, yr))
             else:
-                loss = objective(model, x, y, policy, step).mean()
-            loss_value = loss.item()  # the step's one host sync
+                loss = objective(step_model, xr, yr, policy, step).mean()
+            loss_value = distributed.mean_over_ranks(loss).item()  # the step's one host sync
             if not math.isfinite(loss_value):
                 raise NonFiniteLossError(
                     f"training loss became {loss_value} at step {step} (policy {policy.name}, seed {seed}); "
@@ -356,7 +367,8 @@ def train(
             if tick is not None:
                 tick(1)
             if out is not None and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-                metrics.flush()
+                if metrics is not None:
+                    metrics.flush()
                 _save_checkpoint(out / "checkpoint", model, opt, sched, step + 1, curve, time.perf_counter() - t0, best)
     finally:
         if bar is not None:
@@ -381,8 +393,19 @@ def train(
     )
     if out is not None:
         _save_checkpoint(out / "checkpoint", model, opt, sched, cfg.steps, curve, result.wall_time_s, best)
-        atomic_write_json(out / "result.json", result.to_dict())
+        if writes:
+            atomic_write_json(out / "result.json", result.to_dict())
+        distributed.barrier()  # other ranks read this run's files only once rank 0 has written them
     return result
+
+
+def _resume_point(out: Path) -> tuple[dict | None, tuple[Path, dict] | None]:
+    """(saved result of a finished run, newest usable checkpoint) of a run directory.
+    Decided by rank 0 under torchrun, so every rank resumes from the same checkpoint."""
+    out.mkdir(parents=True, exist_ok=True)
+    done = out / "result.json"
+    found = latest_checkpoint(out)
+    return (json.loads(done.read_text()) if done.exists() else None), found
 
 
 @dataclass
@@ -421,20 +444,23 @@ def _sha256(path: Path) -> str:
 
 def _save_checkpoint(path: Path, model, opt, sched, step: int, curve: list, elapsed: float,
                      best: BestState | None = None) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp / "model.safetensors"))
+    """Called on every rank (FSDP2 gathers sharded tensors collectively); rank 0 writes."""
+    state = {k: distributed.full_tensor(v).detach().contiguous().cpu() for k, v in model.state_dict().items()}
     opt_sd = opt.state_dict()
     tensors, scalars = {}, {}
     for idx, st in opt_sd["state"].items():
         for key, val in st.items():
             if torch.is_tensor(val):
-                tensors[f"{idx}.{key}"] = val.detach().contiguous().cpu()
+                tensors[f"{idx}.{key}"] = distributed.full_tensor(val).detach().contiguous().cpu()
             else:
                 scalars[f"{idx}.{key}"] = val
+    if not distributed.is_main():
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    save_file(state, str(tmp / "model.safetensors"))
     save_file(tensors, str(tmp / "optimizer.safetensors"))
     files = CHECKPOINT_FILES
     if best is not None:
@@ -494,18 +520,22 @@ def latest_checkpoint(run_dir: Path) -> tuple[Path, dict] | None:
 
 
 def _load_checkpoint(path: Path, meta: dict, model, opt, sched, device) -> tuple[int, list, float, BestState | None]:
+    """Full tensors from the files, sharded like the live ones under FSDP2."""
+    live = model.state_dict()
     try:
-        model.load_state_dict(load_file(str(path / "model.safetensors"), device=device))
+        loaded = load_file(str(path / "model.safetensors"), device=device)
+        model.load_state_dict({k: distributed.shard_like(live[k], v) if k in live else v for k, v in loaded.items()})
     except RuntimeError as e:
         raise ValueError(
             f"checkpoint {path} does not match this model ({str(e).splitlines()[0]}); "
             f"use another output directory or --overwrite"
         ) from None
+    params = [p for group in opt.param_groups for p in group["params"]]  # the optimizer's index order
     tensors = load_file(str(path / "optimizer.safetensors"), device=device)
     state: dict = {}
     for key, val in tensors.items():
         idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = val
+        state.setdefault(int(idx), {})[name] = distributed.shard_like(params[int(idx)], val)
     for key, val in meta["optimizer_scalars"].items():
         idx, name = key.split(".", 1)
         state.setdefault(int(idx), {})[name] = val

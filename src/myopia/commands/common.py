@@ -7,6 +7,7 @@ import sys
 
 from myopia.config import add_dataclass_args, dataclass_overrides, load_config_file
 from myopia.data import PRESETS, SYNTHETIC_TASKS, TASK_NAMES
+from myopia.distributed import PARALLEL_MODES
 from myopia.model import GPTConfig
 from myopia.presets import DEFAULT_MODEL
 from myopia.train import TrainConfig
@@ -34,9 +35,14 @@ def output_settings(args: argparse.Namespace) -> dict:
 
 
 def add_run_args(p: argparse.ArgumentParser, *, workers: bool = True) -> None:
-    """--workers (parallel training processes), --no-progress, --debug."""
+    """--workers (parallel training processes), --parallel (under torchrun), --no-progress, --debug."""
     if workers:
-        p.add_argument("--workers", type=int, default=0, help="parallel training processes (default: one per core)")
+        p.add_argument("--workers", type=int, default=0,
+                       help="parallel training processes (default: one per core; under torchrun runs go one after "
+                       "another, each on every process)")
+    p.add_argument("--parallel", default="ddp", choices=PARALLEL_MODES,
+                   help="under torchrun: ddp (the model on every process, default) or fsdp (FSDP2: parameters and "
+                   "optimizer state sharded over the processes, for models that do not fit on one device)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
 

@@ -19,9 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("dir")
     t.add_argument("--family", default="gpt2", choices=sorted(TINY_CONFIGS))
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--size", default=None, help="L<layers>-d<width>, e.g. L2-d64 (default: the family's tiny shape)")
     args = p.parse_args(argv)
     try:
-        out = make_tiny(args.dir, args.family, args.seed)
+        out = make_tiny(args.dir, args.family, args.seed, size=args.size)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

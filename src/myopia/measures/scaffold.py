@@ -28,6 +28,7 @@ from typing import Callable, ClassVar
 
 import torch
 
+from myopia import distributed
 from myopia.results import atomic_write_json, make_dir, prepare_out_dir, provenance, write_config
 from myopia.runs import RunSpec, run_all, validate_specs
 from myopia.train import RunResult, held_out_losses
@@ -61,9 +62,18 @@ def run_measure(
     workers: int = 1,
     progress: bool = True,
     desc: str | None = None,
-) -> MeasureResult:
+    share: list[RunSpec] | None = None,
+    collect: bool = False,
+) -> MeasureResult | None:
     """Check the specs, prepare ``out_dir``, write its config, train the specs, summarise and
     write results.json.
+
+    A measure's runs may be spread over several processes or machines writing into one
+    ``out_dir`` (a shared filesystem): ``share`` trains only those specs (one share of the
+    runs, e.g. one shard of a sweep) and returns None — no summary, no results.json, and a
+    failure never removes the directory another share may be writing into. ``collect``
+    trains nothing: every spec must have finished (:class:`UnfinishedRuns` names the others)
+    and the measure is summarised as if it had trained them itself.
 
     Nothing already written is lost: every setting, model and file of the specs is checked
     before a directory is created; ``overwrite`` builds the new result in a sibling
@@ -74,32 +84,85 @@ def run_measure(
     """
     validate_specs(specs)
     out = Path(out_dir)
-    prepare_out_dir(out, resume=resume, overwrite=overwrite, measure=name)  # checks; creates out if missing
-    had_content = any(out.iterdir())
-    replacing = overwrite and had_content
-    work = out.with_name(f".{out.name}.new") if replacing else out
-    if replacing:
-        shutil.rmtree(work, ignore_errors=True)  # what an earlier, failed replacement left
-        make_dir(work)
+    if collect:
+        return _collect(name, config, specs, summarize, out)
+    if share is not None:
+        _train_share(name, config, share, out, workers=workers, progress=progress, desc=desc)
+        return None
+    # under torchrun rank 0 prepares the directory and every rank gets its outcome (or its error)
+    work, had_content = distributed.main_first(lambda: _prepare_work_dir(out, name, resume, overwrite))
+    replacing = work != out
+    main = distributed.is_main()
     try:
-        write_config(work, {"measure": name, **config})
+        distributed.main_first(lambda: write_config(work, {"measure": name, **config}))
         runs = run_all(specs, work / "runs", workers=workers, progress=progress, desc=desc or name) if specs else {}
         result = summarize(runs, work)
         result.provenance = provenance()
-        atomic_write_json(work / "results.json", result.to_dict())
+        if main:
+            atomic_write_json(work / "results.json", result.to_dict())
     except BaseException as e:
-        if replacing:
+        if replacing and main:
             shutil.rmtree(work, ignore_errors=True)
             _add_note(e, f"the previous result in {out} is untouched")
-        elif not had_content and not _made_progress(out):
+        elif not had_content and main and not _made_progress(out):
             shutil.rmtree(out, ignore_errors=True)
         raise
-    if replacing:
+    if replacing and main:
         old = out.with_name(f".{out.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         os.replace(out, old)
         os.replace(work, out)
         shutil.rmtree(old, ignore_errors=True)
+    distributed.barrier()
+    return result
+
+
+def _prepare_work_dir(out: Path, name: str, resume: bool, overwrite: bool) -> tuple[Path, bool]:
+    """(directory the measure writes into, did ``out`` hold something). An overwritten
+    result is built beside the old one (``.NAME.new``) and swapped in when complete."""
+    prepare_out_dir(out, resume=resume, overwrite=overwrite, measure=name)  # checks; creates out if missing
+    had_content = any(out.iterdir())
+    if not (overwrite and had_content):
+        return out, had_content
+    work = out.with_name(f".{out.name}.new")
+    shutil.rmtree(work, ignore_errors=True)  # what an earlier, failed replacement left
+    make_dir(work)
+    return work, had_content
+
+
+class UnfinishedRuns(ValueError):
+    """Collecting a measure whose runs have not all finished."""
+
+
+def _train_share(name: str, config: dict, share: list[RunSpec], out: Path, **run_args) -> None:
+    """Train one share of a measure's runs into ``out`` (created, or resumed: the config must match)."""
+    distributed.main_first(lambda: (prepare_out_dir(out, resume=True, overwrite=False, measure=name),
+                                    write_config(out, {"measure": name, **config})))
+    if share:
+        run_all(share, out / "runs", **run_args)
+    distributed.barrier()
+
+
+def _collect(name: str, config: dict, specs: list[RunSpec], summarize: Summarize, out: Path) -> MeasureResult:
+    """Summarise finished runs without training: the directory must hold this measure's
+    config, and every run its result."""
+    import json
+
+    if not (out / "config.json").is_file():
+        raise UnfinishedRuns(f"{out} holds no {name} to collect (no config.json); train its runs first")
+    distributed.main_first(lambda: write_config(out, {"measure": name, **config}))  # the same config, or refused
+    missing = [s.key for s in specs if not (out / "runs" / s.key / "result.json").is_file()]
+    if missing:
+        raise UnfinishedRuns(
+            f"{len(missing)} of {len(specs)} runs in {out / 'runs'} are not finished: {', '.join(missing)}; "
+            f"train them (the shards that own them), then collect again"
+        )
+    runs = {s.key: RunResult(**json.loads((out / "runs" / s.key / "result.json").read_text())) for s in specs}
+    result = summarize(runs, out)
+    result.provenance = provenance()
+    if distributed.is_main():
+        atomic_write_json(out / "results.json", result.to_dict())
+    distributed.barrier()
     return result
 
 

@@ -71,6 +71,12 @@ def _probe(r, out: Path) -> list[Path]:
     return paths
 
 
+def _model_series(r, out: Path) -> list[Path]:
+    from myopia.report.model_series_plots import plot_model_series
+
+    return plot_model_series(r, out)
+
+
 FIGURES: dict[str, Callable[[SimpleNamespace, Path], list[Path]]] = {
     "gap": _gap,
     "horizon": _horizon,
@@ -79,6 +85,7 @@ FIGURES: dict[str, Callable[[SimpleNamespace, Path], list[Path]]] = {
     "sweep": _sweep,
     "consequences": _consequences,
     "probe": _probe,
+    "model_series": _model_series,
 }
 
 
@@ -86,8 +93,10 @@ def draw(result, out_dir: str | Path) -> list[Path]:
     """Write the figures of ``result`` (a measure's result, or its ``results.json`` as a dict
     with its ``measure`` name) into ``out_dir``; returns their paths (none for a measure
     without figures)."""
+    from myopia import distributed
+
     data = result if isinstance(result, dict) else result.to_dict()
     fn = FIGURES.get(data.get("measure", ""))
-    if fn is None:
+    if fn is None or not distributed.is_main():  # under torchrun rank 0 draws
         return []
     return fn(SimpleNamespace(**data), Path(out_dir))
