@@ -51,3 +51,7 @@ mkdir -p runs
 python -c "from myopia.data.corpus import open_corpus; open('runs/stdlib-paragraphs.txt', 'w').write('\n\n'.join(open_corpus().documents()))"
 myopia gap --task text --data runs/stdlib-paragraphs.txt --doc-start --seq-len 64 --seeds 3 --detach kv,hidden --steps 300 --lr 3e-3 --warmup-steps 30 --eval-every 100 --test-batches 25 --threads 1 --workers 1 --out runs/doc-start-paragraphs --overwrite --no-progress
 cp runs/doc-start-paragraphs/{results.json,config.json,gap.png} docs/results/doc-start-paragraphs/
+
+# docs/results/sweep-multiplier: the compute multiplier of the committed sweeps (docs/sweep,
+# docs/sweep/hidden) read off the measured curves, no retraining (~20 s)
+python scripts/sweep_multiplier.py docs/results/sweep-multiplier/results.json

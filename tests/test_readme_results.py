@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"<!--\s*results:\s*(.*?)\s*-->")
-NUMBER = re.compile(r"(?<![\w.])[-+]?\d+\.\d+%?|(?<![\w.])[-+]?\d+%")
+NUMBER = re.compile(r"(?<![\w.])[-+]?\d+\.\d+(?:e[-+]?\d+)?%?|(?<![\w.])[-+]?\d+%")
 
 
 def leaves(obj) -> list[float]:
@@ -57,10 +57,11 @@ def matches(token: str, values: list[float]) -> bool:
     token = token.replace("−", "-")
     percent = token.endswith("%")
     text = token.rstrip("%")
-    decimals = len(text.split(".")[1]) if "." in text else 0
+    mantissa, _, exponent = text.partition("e")
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
     x = float(text)
     scale = 100.0 if percent else 1.0
-    tol = 0.5 * 10 ** -decimals + 1e-9
+    tol = 0.5 * 10 ** (-decimals + int(exponent or 0)) * (1 + 1e-9) + 1e-9
     return any(abs(v * scale - x) <= tol for v in values)
 
 
