@@ -29,6 +29,7 @@ def cpu_path(request, monkeypatch):
     """Run the test on one CPU form of the fast path: materialised scores (every T here is
     short) or the fused flash kernel (threshold 0)."""
     monkeypatch.setattr(attention_short, "SHORT_CONTEXT_MAX_T", 10**6 if request.param == "short" else 0)
+    monkeypatch.setattr(attention_short, "ENABLED", request.param == "short")
     return request.param
 
 

@@ -30,6 +30,8 @@ come from ``benchmarks/throughput.py`` and ``benchmarks/step_time.py``.
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 # Longest context served here. Measured on a 2-core x86-64 CPU, 1 thread, hs = 32, B = 32:
@@ -37,11 +39,15 @@ import torch
 # (the fused myopic path 1.1-1.4x) and 1.14-1.40x at T = 96-128, where the fused path wins.
 SHORT_CONTEXT_MAX_T = 64
 _DTYPES = (torch.float32, torch.float64)
+# Opt-in (MYOPIA_SHORT_ATTENTION=1): exact, but it rounds differently from the fused path, and
+# the small synthetic models' training is chaotic enough that a different rounding gives other
+# trajectories than the ones the README and the learning tests quote.
+ENABLED = os.environ.get("MYOPIA_SHORT_ATTENTION", "0") == "1"
 
 
 def serves(q: torch.Tensor) -> bool:
     """Is this the fastest exact myopic path for q (B, nh, T, hs)? CPU, float32/64, T <= 64."""
-    return q.device.type == "cpu" and q.dtype in _DTYPES and q.shape[-2] <= SHORT_CONTEXT_MAX_T
+    return ENABLED and q.device.type == "cpu" and q.dtype in _DTYPES and q.shape[-2] <= SHORT_CONTEXT_MAX_T
 
 
 _CAUSAL_BIAS: dict[tuple, torch.Tensor] = {}

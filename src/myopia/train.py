@@ -86,6 +86,7 @@ class TrainConfig:
         if self.impl not in IMPLS:
             raise ValueError(f"TrainConfig.impl must be one of {', '.join(IMPLS)}, got {self.impl!r}")
         check_device(self.device)
+        distributed.check_batch_size(self.batch_size)
         for name in ("steps", "batch_size", "eval_every", "eval_batches", "test_batches", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -236,14 +237,13 @@ def evaluate(
     per_batch: bool = False,
 ):
     """Mean loss and per-position mean loss over ``batches`` held-out batches (and, with
-    ``per_batch``, the per-batch means too)."""
+    ``per_batch``, the per-batch means too). Under torchrun every rank scores its rows of
+    each batch and gets the gathered losses of all of them."""
     was_training = model.training
     model.eval()
     policy = policy or GradientPolicy()
-    means, per_pos, mean = held_out_losses(
-        task, lambda x, y: task.loss(forward_fn(model, x.to(device), policy), y.to(device)),
-        split=split, batches=batches, batch_size=batch_size,
-    )
+    loss_of = distributed.row_split(lambda x, y: task.loss(forward_fn(model, x.to(device), policy), y.to(device)))
+    means, per_pos, mean = held_out_losses(task, loss_of, split=split, batches=batches, batch_size=batch_size)
     model.train(was_training)
     return (mean, per_pos, means) if per_batch else (mean, per_pos)
 
