@@ -16,12 +16,7 @@ from myopia.model import GPT, GPTConfig
 from myopia.probes import ConceptEraser
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_skip_bigram_baseline_matches_counting_by_hand():
@@ -132,7 +127,7 @@ def test_probe_command_on_gap_dir_checkpoint_and_hf_model(tmp_path, monkeypatch)
     tensors = load_file(str(out / "probes" / "vanilla-seed0.safetensors"))
     meta = json.loads((out / "probes" / "vanilla-seed0.json").read_text())
     assert meta["classes"]["ids"] == tensors["classes.ids"].tolist()
-    from myopia.measures.probe import TokenClasses as TC, probe_splits
+    from myopia.measures.probe import probe_splits
     from myopia.runs import load_checkpoint_model
 
     cfg = json.loads((gap / "config.json").read_text())

@@ -345,6 +345,30 @@ def verdicts(entry: dict) -> dict:
 DISAGREE = ("decodable, not used", "used, not decodable")
 
 
+def _by_cell(entries: list[dict], section: str) -> dict:
+    """target -> layer -> [that cell of every entry]."""
+    return {target: {layer: [e[section][target][layer] for e in entries] for layer in by_layer}
+            for target, by_layer in entries[0][section].items()}
+
+
+def _token_cell(cells: list[dict]) -> dict:
+    ce = mean_ci95([c["ce"] for c in cells])
+    top1 = mean_ci95([c["top1"] for c in cells], bounds=(0.0, 1.0))
+    return {"ce": ce["mean"], "ce_ci95": ce["ci95"], "top1": top1["mean"], "top1_ci95": top1["ci95"],
+            "gain_over_bigram": mean_ci95([c["gain_over_bigram"]["mean"] for c in cells])}
+
+
+def _causal_cell(cells: list[dict]) -> dict:
+    eff = mean_ci95([c["effect"] for c in cells])
+    ref = sum(c["clean_loss"] for c in cells) / len(cells)
+    cell = {"effect": eff["mean"], "ci95": eff["ci95"], "n": eff["n"], "relative": eff["mean"] / ref if ref > 0 else None,
+            "clean_loss": ref, "erased_rank": max(c["erased_rank"] for c in cells)}
+    for part in ("present", "future"):
+        if part in cells[0]:
+            cell[part] = mean_ci95([c[part]["mean"] for c in cells])
+    return cell
+
+
 def aggregate(entries: list[dict]) -> dict:
     """One entry per trained model (seeds) -> means with 95% CIs over seeds. One entry is
     returned as it is (its CIs are over held-out sequences)."""
@@ -353,17 +377,8 @@ def aggregate(entries: list[dict]) -> dict:
     first = entries[0]
     out: dict = {"n_seeds": len(entries)}
     if "future_token" in first:
-        out["future_token"] = {}
-        for k, by_layer in first["future_token"].items():
-            out["future_token"][k] = {}
-            for layer in by_layer:
-                cells = [e["future_token"][k][layer] for e in entries]
-                ce = mean_ci95([c["ce"] for c in cells])
-                top1 = mean_ci95([c["top1"] for c in cells], bounds=(0.0, 1.0))
-                out["future_token"][k][layer] = {
-                    "ce": ce["mean"], "ce_ci95": ce["ci95"], "top1": top1["mean"], "top1_ci95": top1["ci95"],
-                    "gain_over_bigram": mean_ci95([c["gain_over_bigram"]["mean"] for c in cells]),
-                }
+        out["future_token"] = {k: {layer: _token_cell(cells) for layer, cells in by_layer.items()}
+                               for k, by_layer in _by_cell(entries, "future_token").items()}
         out["baseline"] = first["baseline"]  # the same text for every seed
     if "feature_r2" in first:
         stats = {layer: mean_ci95([e["feature_r2"][layer] for e in entries], bounds=(float("-inf"), 1.0))
@@ -371,20 +386,8 @@ def aggregate(entries: list[dict]) -> dict:
         out["feature_r2"] = {layer: s["mean"] for layer, s in stats.items()}
         out["feature_r2_ci95"] = {layer: s["ci95"] for layer, s in stats.items()}
     if "causal" in first:
-        out["causal"] = {}
-        for target, by_layer in first["causal"].items():
-            out["causal"][target] = {}
-            for layer in by_layer:
-                cells = [e["causal"][target][layer] for e in entries]
-                eff = mean_ci95([c["effect"] for c in cells])
-                ref = sum(c["clean_loss"] for c in cells) / len(cells)
-                cell = {"effect": eff["mean"], "ci95": eff["ci95"], "n": eff["n"],
-                        "relative": eff["mean"] / ref if ref > 0 else None, "clean_loss": ref,
-                        "erased_rank": max(c["erased_rank"] for c in cells)}
-                for part in ("present", "future"):
-                    if part in cells[0]:
-                        cell[part] = mean_ci95([c[part]["mean"] for c in cells])
-                out["causal"][target][layer] = cell
+        out["causal"] = {target: {layer: _causal_cell(cells) for layer, cells in by_layer.items()}
+                         for target, by_layer in _by_cell(entries, "causal").items()}
     out["verdicts"] = verdicts(out)
     return out
 
@@ -411,6 +414,14 @@ def gap_models(gap_dir: Path) -> tuple[dict, dict, list[tuple[str, str, object]]
                                         f"`myopia gap ... --out {gap_dir} --resume`")
             out.append((name, f"{name}-seed{s}", ckpt))
     return cfg["task"], cfg["model"], out
+
+
+def run_name(path: Path) -> str:
+    """A model's name in results: its directory (a run's, for a checkpoint file or folder)."""
+    p = path.expanduser().resolve()
+    if p.is_file():
+        p = p.parent
+    return p.parent.name if p.name == "checkpoint" else p.name
 
 
 def future_token_probes(
@@ -466,7 +477,7 @@ def future_token_probes(
         loaded, task_spec, info, _ = load_theta0(checkpoint if checkpoint is not None else model, data=data,
                                                  seq_len=seq_len, tokenizer=tokenizer,
                                                  trust_remote_code=trust_remote_code)
-        name = Path(checkpoint if checkpoint is not None else model).resolve().name
+        name = run_name(Path(checkpoint if checkpoint is not None else model))
         members = [(name, name, None)]
         source = {"kind": "checkpoint" if checkpoint is not None else "hf", "path": info.get("checkpoint", info.get("path"))}
 
