@@ -2,8 +2,11 @@
 
 Values and every gradient, float64, for both detach variants, with and without a boolean
 attention mask; at the attention level (q, k, v and the off-band k', v' as leaves) and for
-the whole built-in GPT. Also: the CPU fused path saves no more for backward than vanilla
-attention does (the memory claim of the benchmark, checked without timing anything).
+the whole built-in GPT. The fast path has two CPU forms (materialised scores at short
+contexts, :mod:`myopia.attention_short`; the fused flash kernel above), and every fast test
+runs on both (the ``cpu_path`` fixture moves the threshold). Also: the CPU fused path saves
+no more for backward than vanilla attention does, the short path no more than vanilla plus
+the attention probabilities (the memory claims of the benchmark, checked without timing).
 """
 
 from __future__ import annotations
@@ -13,11 +16,20 @@ import math
 import pytest
 import torch
 
+from myopia import attention_short
 from myopia.attention import myopic_attention_by_correction, policy_attention
 from myopia.model import GPT, GPTConfig
 from myopia.policy import GradientPolicy
 
 B, NH, T, HS, C_IN = 2, 3, 9, 4, 5
+
+
+@pytest.fixture(params=["short", "flash"])
+def cpu_path(request, monkeypatch):
+    """Run the test on one CPU form of the fast path: materialised scores (every T here is
+    short) or the fused flash kernel (threshold 0)."""
+    monkeypatch.setattr(attention_short, "SHORT_CONTEXT_MAX_T", 10**6 if request.param == "short" else 0)
+    return request.param
 
 
 def _mask(seed: int) -> torch.Tensor:
@@ -79,13 +91,13 @@ def _assert_same(a, b, **tol):
 
 
 @pytest.mark.parametrize("masked", [False, True], ids=["causal", "bool_mask"])
-def test_fast_myopic_equals_reference_kv(masked):
+def test_fast_myopic_equals_reference_kv(masked, cpu_path):
     mask = _mask(1) if masked else None
     _assert_same(_run(_fast, "kv", mask), _run(_reference, "kv", mask), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("masked", [False, True], ids=["causal", "bool_mask"])
-def test_fast_myopic_equals_reference_hidden(masked):
+def test_fast_myopic_equals_reference_hidden(masked, cpu_path):
     mask = _mask(2) if masked else None
     fast = _run(lambda *a: _fast(*a, detach="hidden"), "hidden", mask)
     ref = _run(lambda *a: _reference(*a, detach="hidden"), "hidden", mask)
@@ -101,7 +113,7 @@ def test_correction_term_path_equals_reference(detach, masked):
     _assert_same(_run(_correction, detach, mask), ref, rtol=1e-10, atol=1e-12)
 
 
-def test_fast_myopic_gradients_per_leaf_equal_reference():
+def test_fast_myopic_gradients_per_leaf_equal_reference(cpu_path):
     """dq, dk, dv, dk', dv' separately (not only their sums through shared weights)."""
     grads = {}
     for name, fn in (("fast", _fast), ("reference", _reference)):
@@ -116,14 +128,14 @@ def test_fast_myopic_gradients_per_leaf_equal_reference():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=lambda m, name=name: f"d{name}: {m}")
 
 
-def test_fast_myopic_float32_close_to_reference():
+def test_fast_myopic_float32_close_to_reference(cpu_path):
     mask = _mask(4)
     fast = _run(_fast, "kv", mask, dtype=torch.float32)
     ref = _run(_reference, "kv", mask, dtype=torch.float32)
     _assert_same(fast, ref, rtol=1e-4, atol=1e-5)
 
 
-def test_fast_myopic_forward_equals_vanilla():
+def test_fast_myopic_forward_equals_vanilla(cpu_path):
     _, _, build = _leaves("kv")
     q, k, v, k_off, v_off = build()
     vanilla = policy_attention(q, k, v, GradientPolicy())
@@ -131,7 +143,7 @@ def test_fast_myopic_forward_equals_vanilla():
 
 
 @pytest.mark.parametrize("detach", ["kv", "hidden"])
-def test_fast_myopic_gpt_gradients_equal_reference(detach):
+def test_fast_myopic_gpt_gradients_equal_reference(detach, cpu_path):
     """Every parameter gradient of the built-in GPT, fast vs reference path."""
     torch.manual_seed(0)
     model = GPT(GPTConfig(block_size=12, vocab_size=11, n_layer=2, n_head=2, n_embd=8)).double()
@@ -162,10 +174,23 @@ def _saved_bytes(fn) -> int:
     return sum(storages.values())
 
 
-def test_fast_myopic_saves_no_more_than_vanilla():
+def _saved_vanilla_and_fast(T: int) -> tuple[int, int]:
     torch.manual_seed(0)
-    model = GPT(GPTConfig(block_size=64, vocab_size=32, n_layer=2, n_head=4, n_embd=32))
-    x = torch.randint(0, 32, (2, 64))
+    model = GPT(GPTConfig(block_size=T, vocab_size=32, n_layer=2, n_head=4, n_embd=32))
+    x = torch.randint(0, 32, (2, T))
     vanilla = _saved_bytes(lambda: model(x, policy=GradientPolicy()))
     fast = _saved_bytes(lambda: model(x, policy=GradientPolicy(horizon=0), impl="fast"))
+    return vanilla, fast
+
+
+def test_fast_myopic_saves_no_more_than_vanilla():
+    T = attention_short.SHORT_CONTEXT_MAX_T + 16  # the fused path
+    vanilla, fast = _saved_vanilla_and_fast(T)
     assert fast <= vanilla, f"fast myopic path saves {fast} bytes for backward, vanilla {vanilla}"
+
+
+def test_short_context_path_saves_vanilla_plus_probabilities_at_most():
+    T = attention_short.SHORT_CONTEXT_MAX_T
+    vanilla, fast = _saved_vanilla_and_fast(T)
+    probs = 2 * (2 * 4 * T * T) * 4  # layers * (B * nh * T * T) float32 probabilities
+    assert fast <= vanilla + probs, f"short path saves {fast} bytes for backward, vanilla {vanilla} + P {probs}"

@@ -188,10 +188,16 @@ def test_bonus_measure_on_builtin_gpt(tmp_path):
     cfg = TrainConfig(steps=3, batch_size=4, eval_every=3, test_batches=3, warmup_steps=1, lr=1e-3)
     r = local_myopia_bonus(theta0, task, train_cfg=cfg, detach=["kv", "hidden"], out_dir=tmp_path / "b", progress=False)
     data = json.loads((tmp_path / "b" / "results.json").read_text())
-    assert {"base_loss", "bonus_loss", "bonus", "variants", "curves"} <= data.keys()
-    assert {"mean", "ci95"} <= data["bonus"].keys() and data["bonus"]["n"] == 3
-    assert abs(data["bonus"]["mean"] - (r.base_loss - r.bonus_loss)) < 1e-9
+    assert {"base_loss", "control_loss", "bonus_loss", "bonus", "raw_bonus", "training_drift", "variants",
+            "curves"} <= data.keys()
+    for q in ("bonus", "raw_bonus", "training_drift"):
+        assert {"mean", "ci95"} <= data[q].keys() and data[q]["n"] == 3
+    assert abs(data["bonus"]["mean"] - (r.control_loss - r.bonus_loss)) < 1e-9
+    assert abs(data["raw_bonus"]["mean"] - (r.base_loss - r.bonus_loss)) < 1e-9
+    assert abs(data["training_drift"]["mean"] - (r.base_loss - r.control_loss)) < 1e-9
     assert set(data["variants"]) == {"kv", "hidden"}
+    assert set(data["curves"]) == {"control-vanilla", "bonus-myopic", "bonus-myopic-hidden"}
+    assert all(c[0] == {"step": 0, "val_loss": c[0]["val_loss"]} for c in data["curves"].values())  # step 0 evaluated
     draw(r, tmp_path / "b")  # figures come from the result, in report/
     assert (tmp_path / "b" / "bonus.png").exists()
     # θ0 itself is left untouched by the measurement
@@ -199,6 +205,30 @@ def test_bonus_measure_on_builtin_gpt(tmp_path):
     torch.manual_seed(0)
     fresh = GPT(GPTConfig(block_size=8, n_in=task.n_in, n_out=task.n_out, n_layer=2, n_head=2, n_embd=16))
     torch.testing.assert_close(theta0(x), fresh(x))
+
+
+def test_bonus_is_zero_without_a_past_while_the_raw_bonus_is_not(tmp_path, monkeypatch):
+    """With one-token contexts there is no past: φ (present loss, θ0's past) and the control θ0′
+    (θ0 trained on, vanilla) are the same computation trained on the same batches, so the
+    bonus L(θ0′) - L(φ*) is 0 up to float rounding. θ0 is an untrained GPT, so the extra
+    steps alone lower the loss a lot: the raw bonus L(θ0) - L(φ*) is large and is all
+    training drift — exactly what the control removes."""
+    from myopia.data import make_task
+
+    monkeypatch.setenv("MYOPIA_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n\n".join(f"the cat {i} sat on the mat and the dog {i % 7} ran." for i in range(60)))
+    task = make_task("text", data=str(corpus), seq_len=1)
+    torch.manual_seed(0)
+    theta0 = GPT(GPTConfig(block_size=1, vocab_size=task.vocab_size, n_layer=2, n_head=2, n_embd=16))
+    cfg = TrainConfig(steps=30, batch_size=16, eval_every=10, test_batches=4, warmup_steps=3, lr=1e-2)
+    r = local_myopia_bonus(theta0, task, train_cfg=cfg, detach=["kv", "hidden"], out_dir=tmp_path / "b",
+                           progress=False)
+    assert r.control_selected_step == 30  # still improving: the control uses every step
+    for var in r.variants.values():
+        assert abs(var["bonus"]["mean"]) < 1e-5 and var["selected_step"] == 30, var["policy"]
+        assert var["raw_bonus"]["mean"] > 1.0  # ln(257) = 5.55 nats at init; 30 steps learn byte bigrams
+    assert abs(r.training_drift["mean"] - r.raw_bonus["mean"]) < 1e-5
 
 
 def test_bonus_at_step_zero_is_zero_with_theta0_init():
@@ -244,3 +274,23 @@ def test_bonus_command_bad_input(tmp_path, capsys):
 
     rc = main(["bonus", "--model", str(tmp_path), "--out", str(tmp_path / "o")])
     assert rc == 2 and "neither a Hugging Face model directory" in capsys.readouterr().err
+
+
+def test_bonus_python_default_equals_the_command(tmp_path):
+    """`myopia bonus RUN` and `local_myopia_bonus(θ0, task)` with no training config share one
+    preset (myopia.presets.BONUS_TRAIN), so the same inputs give the same results.json."""
+    from myopia.cli import main
+    from myopia.measures.bonus import load_theta0
+
+    gap = tmp_path / "gap"
+    assert main(["gap", "--task", "precache", "--seq-len", "8", "--seeds", "1", "--steps", "2", "--batch-size", "4",
+                 "--n-embd", "16", "--n-head", "2", "--test-batches", "2", "--eval-every", "2", "--workers", "1",
+                 "--out", str(gap), "--no-progress"]) == 0
+    run = gap / "runs" / "vanilla-seed0"
+    assert main(["bonus", str(run), "--out", str(tmp_path / "cli"), "--no-progress"]) == 0
+    theta0, task, info, spec = load_theta0(run)
+    local_myopia_bonus(theta0, task, model_info=info, model_spec=spec, out_dir=tmp_path / "api", progress=False)
+    cli, api = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("cli", "api"))
+    cli.pop("provenance"), api.pop("provenance")
+    assert cli["train"]["steps"] == 200 and cli["train"]["lr"] == 1e-4  # the preset, not TrainConfig()'s defaults
+    assert cli == api

@@ -104,7 +104,9 @@ def test_report_collects_gap_plots_and_gradient_tracking(tmp_path, capsys):
     code, stdout, _ = run_cli(capsys, "report", str(out))
     assert code == 0
     page = (out / "report.html").read_text()
-    assert "gap.png" in page and "gradient_tracking.png" in page and "trivial_loss" in page
+    assert "gap.png" in page and "gradient_tracking.png" in page and "trivial" in page
+    pngs = list(out.rglob("*.png"))  # gap.png and each tracked run's gradient_tracking.png
+    assert len(pngs) >= 2 and page.count("src='data:image/png;base64,") == len(pngs)  # all inlined
     assert (out / "runs" / "vanilla-seed0" / "gradient_tracking.png").exists()
     code, _, err = run_cli(capsys, "report", str(tmp_path / "missing"))
     assert code == 2 and "is not a directory" in err

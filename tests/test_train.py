@@ -114,3 +114,62 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
     other = GPT(GPTConfig(block_size=16, n_in=2, n_out=1, n_layer=2, n_head=2, n_embd=16))
     with pytest.raises(ValueError, match="does not match this model"):
         train(other, task, GradientPolicy(), cfg, out_dir=tmp_path, progress=False)
+
+
+SELECT = dict(CFG, eval_every=5, lr=1e-2)  # on breadcrumbs, seed 0: val falls to a minimum at step 10, then rises
+
+
+def test_select_best_returns_the_lowest_validation_weights(tmp_path):
+    from myopia.train import evaluate
+
+    task = make_task("breadcrumbs")
+    cfg = TrainConfig(**SELECT)
+    model = small()
+    res = train(model, task, GradientPolicy(), cfg, out_dir=tmp_path / "best", progress=False, select_best=True)
+    vals = {r["step"]: r["val_loss"] for r in res.curve if "val_loss" in r}
+    assert sorted(vals) == [0, 5, 10, 15, 20, 25, 30]  # step 0 is a candidate
+    assert res.selected_step == min(vals, key=vals.get) and 0 < res.selected_step < 30  # an interior minimum
+    assert res.selected_val_loss == vals[res.selected_step]
+    # the returned model is the selected one: its val loss is the selected one, its test loss the result's
+    assert evaluate(model, task, batches=cfg.eval_batches, batch_size=cfg.batch_size)[0] == res.selected_val_loss
+    assert evaluate(model, task, split="test", batches=cfg.test_batches, batch_size=cfg.batch_size)[0] == res.test_loss
+    last = small()
+    plain = train(last, task, GradientPolicy(), cfg, progress=False)
+    assert plain.selected_step is None and not torch.equal(params(last), params(model))  # selection changed weights
+    # a finished run hands back the selected weights
+    again = small(seed=7)
+    train(again, task, GradientPolicy(), cfg, out_dir=tmp_path / "best", progress=False, select_best=True)
+    assert torch.equal(params(again), params(model))
+
+
+def test_select_best_keeps_the_starting_weights_when_training_only_hurts():
+    task = make_task("precache")
+    cfg = TrainConfig(**{**SELECT, "lr": 0.1})  # a destructive step size: every evaluated step is worse than step 0
+    model = small()
+    start = params(model).clone()
+    res = train(model, task, GradientPolicy(), cfg, progress=False, select_best=True)
+    assert res.selected_step == 0 and torch.equal(params(model), start)
+    assert all(r["val_loss"] > res.selected_val_loss for r in res.curve if "val_loss" in r and r["step"] > 0)
+
+
+def test_select_best_resumes_to_the_same_selection(tmp_path):
+    task = make_task("breadcrumbs")
+    cfg = TrainConfig(**SELECT)
+    ref_model = small()
+    ref = train(ref_model, task, GradientPolicy(), cfg, out_dir=tmp_path / "ref", progress=False, select_best=True)
+
+    def kill_at_25(step, *args):
+        if step == 25:
+            raise InterruptedError("killed")
+
+    with pytest.raises(InterruptedError):
+        train(small(), task, GradientPolicy(), cfg, out_dir=tmp_path / "run", progress=False, select_best=True,
+              callbacks=[(1, kill_at_25)])
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 20 and state["best"]["step"] == ref.selected_step  # the best weights travel along
+    resumed = small(seed=99)
+    res = train(resumed, task, GradientPolicy(), cfg, out_dir=tmp_path / "run", progress=False, select_best=True)
+    assert torch.equal(params(resumed), params(ref_model))
+    assert (res.selected_step, res.test_loss) == (ref.selected_step, ref.test_loss)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(0, 31))

@@ -37,18 +37,74 @@ variant k', v' receive the fused dK', dV' minus them. Autograd then keeps only w
 attention keeps (q, k, v, O, lse); the correction term would keep one more (B, nh, T, hs)
 tensor per layer (``sg(v' - O)``), about 10% more saved activations in the built-in GPT.
 The correction term remains the device-independent path.
+
+Precision. In a bfloat16/float16 model the fused kernels accumulate in float32 and return
+the row log-sum-exp in float32; the diagonal terms are computed the same way: P_ii, dv_i
+and dk_i (and dK' - dk, dV' - dv) in at least float32 (:func:`accumulation_dtype`), then
+cast to the model's dtype, which is also the dtype every path returns. Computing P_ii from
+a bfloat16 q_i.k_i instead doubles the error of dk against vanilla attention's own.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
+from myopia import attention_short
 from myopia.policy import GradientPolicy
 
+if TYPE_CHECKING:
+    from myopia.model import PastState
+
 IMPLS = ("auto", "reference", "fast")
+
+
+class ConstantPast(NamedTuple):
+    """The constant keys/values of off-band pairs, in the form :func:`policy_attention` takes."""
+
+    k_off: torch.Tensor | None  # None: the live keys, detached
+    v_off: torch.Tensor | None
+    off_equals_live: bool  # equal in value to the live k, v (the model's own past)
+
+
+def constant_past(
+    policy: GradientPolicy,
+    attn_in: torch.Tensor,
+    past: PastState | None,
+    project: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+) -> ConstantPast:
+    """Where the keys/values of the off-band (constant) pairs of one attention layer come from.
+
+    Written once here so that the built-in GPT and every Hugging Face model agree on it.
+    There are three sources:
+
+    * the model's own past, ``detach="kv"`` (strict myopia, exactly G(0)): the layer's own
+      keys/values, detached. Returned as ``None``: :func:`policy_attention` then uses
+      ``k.detach()``, ``v.detach()``.
+    * the model's own past, ``detach="hidden"`` (the paper's variant): keys/values
+      recomputed with the *live* projections from the *detached* attention input, so
+      W_K/W_V still learn from later losses through the off-band pairs. Skipped when the
+      policy leaves every pair of this length live (nothing would read them).
+    * a frozen reference model's past (``past``; the local myopia bonus): its keys/values
+      for ``detach="kv"``, or its attention input projected with the live projections for
+      ``detach="hidden"``. These differ in value from the live keys/values, so
+      ``off_equals_live`` is False (which also keeps attention off the fused myopic path).
+
+    attn_in: (B, T, C) this layer's attention input. past: this layer's
+    :class:`~myopia.model.PastState` from the frozen model, or None. project(h) -> (k, v):
+    keys/values of an attention input h with this layer's live projections (the built-in
+    GPT: ``CausalSelfAttention.kv``; HF models: a capture pass of the attention module).
+    """
+    if policy.detach == "hidden" and (past is not None or not policy.is_vanilla_at(attn_in.shape[1])):
+        k_off, v_off = project((attn_in if past is None else past.attn_in).detach())
+    elif past is not None:
+        k_off, v_off = past.k.detach(), past.v.detach()
+    else:
+        k_off = v_off = None
+    return ConstantPast(k_off, v_off, past is None)
 
 
 def policy_attention(
@@ -68,9 +124,8 @@ def policy_attention(
 
     q, k, v:      (B, nh, T, hs) — grouped-query heads must already be repeated.
     k_off, v_off: (B, nh, T, hs) keys/values used for off-band pairs. Default: ``k.detach()``,
-                  ``v.detach()`` (strict myopia). For ``detach="hidden"`` the caller passes
-                  projections of the detached attention input; for a frozen past, the
-                  reference model's keys/values.
+                  ``v.detach()`` (strict myopia). :func:`constant_past` derives them (and
+                  ``off_equals_live``) for every policy and past.
     attn_mask:    optional bool (B|1, nh|1, T, T), True where query j may read key i; it must
                   already contain causality. None means plain causal. A query that may read
                   no key at all (left padding) reads its own key instead, so no NaN reaches
@@ -143,11 +198,17 @@ def myopic_fast_attention(
 ) -> torch.Tensor:
     """Myopic attention: fused kernel on (q, k_off, v_off), the diagonal gradient added.
 
-    On CPU a custom autograd function runs the fused kernel's own forward and backward and
+    On CPU at short contexts (T <= 64) the scores are materialised and the myopic backward
+    is written directly (:mod:`myopia.attention_short`). Otherwise on CPU a custom autograd
+    function runs the fused kernel's own forward and backward and
     writes the diagonal terms straight into dk, dv (no saved tensor beyond what vanilla
     attention saves). Elsewhere the zero-valued correction term of the module docstring
     carries them (:func:`myopic_attention_by_correction`).
     """
+    if attention_short.serves(q):  # short contexts: materialised scores beat the fused kernel's fixed cost
+        return attention_short.short_myopic_attention(
+            q, k, v, k_off, v_off, None if attn_mask is None else _bias(attn_mask, q.dtype), scale
+        )
     if q.device.type == "cpu" and _cpu_flash_supports(q):
         return _MyopicFlashCPU.apply(q, k, v, k_off, v_off, attn_mask, scale)
     return myopic_attention_by_correction(q, k, v, k_off, v_off, attn_mask=attn_mask, scale=scale)
@@ -163,18 +224,28 @@ def myopic_attention_by_correction(
     attn_mask: torch.Tensor | None = None,
     scale: float,
 ) -> torch.Tensor:
-    """Any device: fused attention on (q, k_off, v_off) plus the zero-valued correction term."""
+    """Any device: fused attention on (q, k_off, v_off) plus the zero-valued correction term.
+
+    The term is computed in :func:`accumulation_dtype` and cast to the output's dtype (it is
+    exactly zero in value, so the output is the fused kernel's)."""
     out, lse = sdpa_with_lse(q, k_off, v_off, attn_mask, scale)  # (B, nh, T, hs), (B, nh, T)
-    qd = q.detach()
-    lse = lse.detach().unsqueeze(-1)  # (B, nh, T, 1)
-    p_live = torch.exp((qd * k).sum(-1, keepdim=True) * scale - lse)
-    p_off = torch.exp((qd * k_off).sum(-1, keepdim=True) * scale - lse)
+    acc = accumulation_dtype(q.dtype)
+    qd = q.detach().to(acc)
+    lse = lse.detach().to(acc).unsqueeze(-1)  # (B, nh, T, 1)
+    p_live = torch.exp((qd * k.to(acc)).sum(-1, keepdim=True) * scale - lse)
+    p_off = torch.exp((qd * k_off.to(acc)).sum(-1, keepdim=True) * scale - lse)
     if attn_mask is not None:
         diag = _diag_allowed(attn_mask, q.shape[-2], q.device)
         p_live = p_live * diag
         p_off = p_off * diag
-    corr = p_live.detach() * (v - v_off) + (p_live - p_off) * (v_off.detach() - out.detach())
-    return out + corr
+    v_minus_out = (v_off.detach().to(acc) - out.detach().to(acc))  # (B, nh, T, hs)
+    corr = p_live.detach() * (v.to(acc) - v_off.to(acc)) + (p_live - p_off) * v_minus_out
+    return out + corr.to(out.dtype)
+
+
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the diagonal terms are computed in: float32 for 16-bit models, else the model's."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 def _cpu_flash_supports(q: torch.Tensor) -> bool:
@@ -218,6 +289,7 @@ class _MyopicFlashCPU(torch.autograd.Function):
     def backward(ctx, dout):
         q, k, v, out, lse, attn_mask = ctx.saved_tensors  # k, v equal the live k, v in value
         scale = ctx.scale
+        dtype, acc = q.dtype, accumulation_dtype(q.dtype)  # .to(acc) is a no-op for float32/float64
         bias = None if attn_mask is None else _bias(attn_mask, q.dtype)
         dq, dk_all, dv_all = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
             dout, q, k, v, out, lse, 0.0, attn_mask is None, attn_mask=bias, scale=scale
@@ -225,26 +297,30 @@ class _MyopicFlashCPU(torch.autograd.Function):
         need_k, need_v, need_k_off, need_v_off = ctx.needs_input_grad[1:5]
         if not (need_k_off or need_v_off):
             del dk_all, dv_all  # strict myopia: off-diagonal pairs are constants; free them now
-        # P_ii = exp(c q_i.k_i - lse_i), (B, nh, T, 1). Row dots with vecdot and small
+        # P_ii = exp(c q_i.k_i - lse_i), (B, nh, T, 1), in acc. Row dots with vecdot and small
         # in-place ops: this runs cache-cold after the fused backward, so passes count.
-        p_diag = torch.linalg.vecdot(q, k).mul_(scale).sub_(lse).exp_().unsqueeze(-1)
+        q_acc = q.to(acc)
+        p_diag = torch.linalg.vecdot(q_acc, k.to(acc)).mul_(scale).sub_(lse.to(acc)).exp_().unsqueeze(-1)
         if attn_mask is not None:
             p_diag = p_diag * _diag_allowed(attn_mask, q.shape[-2], q.device)
-        dv = dout * p_diag  # (B, nh, T, hs)
+        dv = dout.to(acc) * p_diag  # (B, nh, T, hs)
         dk = None
         if need_k or need_k_off:
             # c dS_ii = c P_ii dO_i.(v_i - O_i) = c dv_i.(v_i - O_i), (B, nh, T, 1)
-            ds_diag = torch.linalg.vecdot(dv, v - out).mul_(scale).unsqueeze(-1)
-            dk = q * ds_diag  # (B, nh, T, hs)
-        dk_off = dk_all - dk if need_k_off else None
-        dv_off = dv_all - dv if need_v_off else None
-        return dq, dk if need_k else None, dv if need_v else None, dk_off, dv_off, None, None
+            ds_diag = torch.linalg.vecdot(dv, v.to(acc) - out.to(acc)).mul_(scale).unsqueeze(-1)
+            dk = q_acc * ds_diag  # (B, nh, T, hs)
+        dk_off = (dk_all.to(acc) - dk).to(dtype) if need_k_off else None
+        dv_off = (dv_all.to(acc) - dv).to(dtype) if need_v_off else None
+        dk = dk.to(dtype) if need_k else None
+        return dq, dk, dv.to(dtype) if need_v else None, dk_off, dv_off, None, None
 
 
 def sdpa_with_lse(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None, scale: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fused causal attention that also returns the row log-sum-exp (B, nh, T), no grad."""
+    """Fused causal attention (B, nh, T, hs) in q's dtype and the row log-sum-exp (B, nh, T)
+    in at least float32, no grad: the CPU flash kernel, CUDA's memory-efficient kernel, or
+    (where that kernel refuses the inputs, and on other devices) :func:`sdpa_with_chunked_lse`."""
     T = q.shape[-2]
     if q.device.type == "cpu":
         return _flash_cpu(q, k, v, attn_mask, scale)
@@ -255,19 +331,45 @@ def sdpa_with_lse(
                 q, k, v, bias, True, 0.0, attn_mask is None, scale=scale
             )
             return out, lse[..., :T]
-        except RuntimeError:
-            pass
-    # Portable fallback: the public fused kernel, and the log-sum-exp in row chunks.
+        except RuntimeError as e:
+            if not kernel_refused(e):  # out of memory, a device fault, a bug: never hidden
+                raise
+    return sdpa_with_chunked_lse(q, k, v, attn_mask, scale)
+
+
+def sdpa_with_chunked_lse(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Portable :func:`sdpa_with_lse`: the public fused kernel, and the log-sum-exp from the
+    scores in row chunks of 256 (each (B, nh, 256, T)), in :func:`accumulation_dtype`."""
+    T = q.shape[-2]
     out = _sdpa(q, k, v, attn_mask, scale)
     with torch.no_grad():
+        acc = accumulation_dtype(q.dtype)
         allowed = _allowed(attn_mask, T, q.device)
+        k_t = k.to(acc).transpose(-2, -1)  # (B, nh, hs, T)
         chunks = []
         for start in range(0, T, 256):
-            s = (q[..., start : start + 256, :] @ k.transpose(-2, -1)) * scale
+            s = (q[..., start : start + 256, :].to(acc) @ k_t) * scale
             s = s.masked_fill(~allowed[..., start : start + 256, :], float("-inf"))
             chunks.append(torch.logsumexp(s, dim=-1))
         lse = torch.cat(chunks, dim=-1)
     return out, lse
+
+
+# What a fused kernel says when it does not serve some inputs (dtype, head size, alignment,
+# GPU generation); any other RuntimeError is a real failure.
+KERNEL_REFUSALS = ("not supported", "not implemented", "only supports", "supported at the moment",
+                   "not correctly aligned", "no available kernel", "not compiled")
+
+
+def kernel_refused(e: RuntimeError) -> bool:
+    """Is ``e`` a fused kernel declining its inputs (fall back), not a failure (re-raise)?
+    Out-of-memory is always a failure: falling back would only need more memory."""
+    if isinstance(e, torch.OutOfMemoryError):
+        return False
+    text = str(e).lower()
+    return "out of memory" not in text and any(r in text for r in KERNEL_REFUSALS)
 
 
 def _flash_cpu(q, k, v, attn_mask, scale):

@@ -672,6 +672,182 @@ def _profile_check(prof: OffsetProfile, split: GradientSplit) -> dict:
     }
 
 
+# ------------------------------------------------------------------------ per position
+@dataclass
+class PositionGradients:
+    """Where the gradient the computation at each position i receives comes from, on one batch.
+
+    With g_i(tau) = dL_{i+tau}/dtheta_i and g_i = sum_tau g_i(tau) (the whole gradient of
+    theta_i), ``inner[group][i, j] = <g_i(j - i), g_i>`` restricted to the group's
+    parameters (zero for j < i) and ``sq_norm[group][i] = ||g_i||^2``. Row i of
+    ``inner / sq_norm`` is a signed decomposition of g_i along itself: it adds up to 1.
+    """
+
+    seq_len: int
+    inner: dict[str, torch.Tensor]  # group -> (T, T) float64: row i computation, column j loss position
+    sq_norm: dict[str, torch.Tensor]  # group -> (T,) float64
+
+    def offset_shares(self, group: str = "total") -> torch.Tensor:
+        """(T, T): [i, tau] = share of g_i that comes from the loss at i + tau (0 past the end)."""
+        inner, sq = self.inner[group], self.sq_norm[group]
+        T = self.seq_len
+        out = torch.zeros(T, T, dtype=torch.float64)
+        for i in range(T):
+            if sq[i] > 0:
+                out[i, : T - i] = inner[i, i:] / sq[i]
+        return out
+
+    def future_share(self, group: str = "total") -> torch.Tensor:
+        """(T,): share of g_i from the losses at tau >= 1 (1 - the share of its own loss)."""
+        return self.offset_shares(group)[:, 1:].sum(1)
+
+
+class _InnerCapture(_PositionCapture):
+    """The profile's hooks on a batch of T copies of the sequences, copy j carrying only L_j.
+
+    While ``G`` is None a backward fills ``cur`` like the profile's capture (the summed
+    loss: every g_i). Once ``G`` (name -> (T, *param.shape), row i = g_i) is set, the
+    backward adds <dL_j/dtheta_i, g_i> to ``inner[group][i, j]`` for every position i and
+    copy j at once, straight from each module's input and output gradient, without forming
+    dL_j/dtheta_i. A parameter shared by two modules (tied embeddings) is right too: each
+    module's contribution meets the whole g_i of the parameter.
+    """
+
+    G: dict[str, torch.Tensor] | None = None
+    rows: int = 1  # T copies * B sequences
+    inner: dict[str, torch.Tensor]
+    by_param: dict[str, list[GroupPart]]  # parameter name -> its parts in the chosen groups
+
+    def _forward_hook(self, m: nn.Module, kind: str, label: str):
+        base = super()._forward_hook(m, kind, label)
+
+        def hook(mod, inputs, output):
+            # an output shared by every row (learned positions: (T, C) or (1, T, C)) is broadcast
+            # into the batch later, which would sum the copies' gradients; give each row its own view
+            if torch.is_tensor(output) and output.requires_grad and self.rows > 1 and torch.is_tensor(inputs[0]):
+                shared = output.dim() == 2 or (output.dim() >= 3 and output.shape[0] == 1)
+                if shared:
+                    out = output if output.dim() >= 3 else output.unsqueeze(0)
+                    inp = inputs[0] if output.dim() >= 3 else inputs[0].unsqueeze(0)
+                    out = out.expand(self.rows, *out.shape[1:])
+                    inp = inp.expand(self.rows, *inp.shape[1:])
+                    base(mod, (inp,) + tuple(inputs[1:]), out)
+                    return out
+            return base(mod, inputs, output)
+
+        return hook
+
+    def _backward(self, m, kind, saved, params, g, ax) -> None:
+        if self.G is None:
+            return super()._backward(m, kind, saved, params, g, ax)
+        T = self.T
+        dy = g.detach().movedim(ax, 0).reshape(T, -1, g.shape[-1])  # (T positions, T copies * B, out)
+        for role, name in params.items():
+            for part in self.by_param.get(name, ()):
+                rows = _inner_by_position(kind, m, role, saved, dy, self.G[name], part)  # (T, T * B)
+                self.inner[part.group] += rows.view(T, T, -1).sum(-1).double()  # (i, j)
+
+
+def _inner_by_position(kind, m, role, saved, dy, G, part: GroupPart) -> torch.Tensor:
+    """(n, N): <contribution of row b at position i to one parameter part's gradient, G[i] on that part>.
+
+    saved (n, N, in) (token ids (n, N) for embeddings), dy (n, N, out), G (n, *param.shape)."""
+
+    def cut(t: torch.Tensor, axis: int) -> torch.Tensor:
+        return t if part.stop is None else t.narrow(axis, part.start, part.stop - part.start)
+
+    if kind == "embedding":  # row id_b of the table receives dy_b
+        rows = G[torch.arange(G.shape[0], device=G.device).unsqueeze(1), saved]  # (n, N, C)
+        keep = torch.ones_like(saved, dtype=torch.bool)
+        if part.stop is not None and part.dim == 0:
+            keep = (saved >= part.start) & (saved < part.stop)
+        if m.padding_idx is not None:
+            keep = keep & (saved != m.padding_idx)
+        val = (cut(rows, 2) * cut(dy, 2)).sum(-1) if part.dim == 1 else (rows * dy).sum(-1)
+        return val * keep
+    if role == "bias":
+        return (cut(dy, 2) * cut(G, 1).unsqueeze(1)).sum(2)
+    if kind == "linear":  # weight (out, in): dy_b^T G_i x_b
+        d, x, W = (cut(dy, 2), saved, cut(G, 1)) if part.dim == 0 else (dy, cut(saved, 2), cut(G, 2))
+        return ((x @ W.transpose(1, 2)) * d).sum(2)
+    if kind == "conv1d":  # weight (in, out)
+        d, x, W = (dy, cut(saved, 2), cut(G, 1)) if part.dim == 0 else (cut(dy, 2), saved, cut(G, 2))
+        return ((x @ W) * d).sum(2)
+    return (cut(dy, 2) * cut(saved, 2) * cut(G, 1).unsqueeze(1)).sum(2)  # norms: weight * xhat
+
+
+POSITION_SPLIT_LIMIT = 2**28  # numbers held at once by position_gradients (T * params, ~1 GB float32)
+
+
+def position_gradients(
+    model: nn.Module,
+    batch,
+    loss_fn: LossFn,
+    *,
+    groups: Sequence[str] = ("total", "all:W_K+W_V"),
+    forward_fn: ForwardFn = default_forward,
+    parts: list[GroupPart] | None = None,
+) -> PositionGradients:
+    """Per position i, the split of the gradient of theta_i by the loss position j >= i it comes from.
+
+    Exact, with one forward of T copies of the batch (copy j keeps only its loss L_j) and two
+    backward passes through the hooks of the offset profile: the first gives every g_i
+    (held as (T, *shape) per parameter), the second every <g_i(j - i), g_i> at once, from
+    each module's input and output gradient in copy j. ``groups`` names groups of
+    :func:`parameter_groups` (``total``, ``all:W_K+W_V``, ``h0.W_K``, ...); groups the
+    model lacks are left out. Activations grow T-fold: meant for one prompt or a few.
+    """
+    x, y = _check_batch(model, batch)
+    B, T = x.shape[0], x.shape[1]
+    named = _trainable(model)
+    n_params = sum(p.numel() for _, p in named)
+    if T * n_params > POSITION_SPLIT_LIMIT:
+        raise ValueError(
+            f"the per-position gradient split of {T} positions of a {n_params:,}-parameter model holds "
+            f"{T * n_params:,} numbers (limit {POSITION_SPLIT_LIMIT:,}); use a shorter sequence"
+        )
+    parts = parts if parts is not None else parameter_groups(model)
+    collected = _collect(parts)
+    chosen = {g: collected[g] for g in groups if g in collected}
+    if not chosen:
+        raise ValueError(f"none of the groups {list(groups)} exists in this model; known: {', '.join(collected)}")
+    reps = (T,) + (1,) * (x.dim() - 1)
+    xr, yr = x.repeat(*reps), y.repeat(*((T,) + (1,) * (y.dim() - 1)))  # (T * B, T, ...): copy j = rows jB..jB+B-1
+    cap = _InnerCapture(model, {id(p): n for n, p in named}, T, T - 1)
+    cap.rows = T * B
+    was_training = model.training
+    model.eval()
+    try:
+        loss = loss_fn(forward_fn(model, xr, VANILLA), yr)  # (T * B, T)
+    finally:
+        cap.remove()
+        model.train(was_training)
+    if loss.dim() != 2 or loss.shape[1] != T:
+        raise ValueError(f"loss_fn must return the (B, T) per-position loss, got shape {tuple(loss.shape)}")
+    own = loss.view(T, B, T).diagonal(dim1=0, dim2=2)  # (B, T): copy j's loss at position j
+    objective = own.sum() / (B * T)  # = the mean loss of the batch; copy j carries L_j
+    # g_i: the summed loss, attributed as if it were the last position's (row b holds g_{T-1-b})
+    cap.cur = {n: torch.zeros(T + 1, *p.shape, dtype=p.dtype, device=p.device) for n, p in named}
+    cap.j, cap.full = T - 1, {n: torch.zeros_like(p) for n, p in named}
+    total = _grad(objective, named, retain_graph=True)
+    _verify_coverage(cap.full, total, T - 1)
+    cap.G = {n: t[:T].flip(0) for n, t in cap.cur.items()}  # name -> (T, *shape), row i = g_i
+    cap.cur, cap.full = {}, None
+    cap.by_param = {}
+    for name, ps in chosen.items():
+        for p in ps:
+            cap.by_param.setdefault(p.name, []).append(GroupPart(name, p.name, p.dim, p.start, p.stop))
+    cap.inner = {name: torch.zeros(T, T, dtype=torch.float64) for name in chosen}
+    _grad(objective, named)
+    cap.j = None
+    sq = {}
+    for name, ps in chosen.items():
+        flat = torch.cat([(cap.G[p.name] if p.stop is None else cap.G[p.name].narrow(p.dim + 1, p.start, p.stop - p.start))
+                          .reshape(T, -1) for p in ps], 1).double()
+        sq[name] = (flat * flat).sum(1)
+    return PositionGradients(seq_len=T, inner=cap.inner, sq_norm=sq)
+
+
 # ------------------------------------------------------------------------ context length
 def context_length_shares(
     model: nn.Module,

@@ -7,11 +7,17 @@ Design decisions:
   (B, T, n_in) — ``wte`` is a linear map. The head is either token logits or ``n_out``
   real values (regression tasks).
 * The forward pass takes a :class:`GradientPolicy`; forward values never depend on it.
-  For ``detach="hidden"`` the off-band keys/values are the live projections of the
-  *detached* attention input (the paper's variant).
+  Where the off-band keys/values come from (own detached keys/values, the live projections
+  of the detached attention input for ``detach="hidden"``, or a frozen past) is decided by
+  :func:`myopia.attention.constant_past`, shared with the Hugging Face models.
 * A frozen reference model can supply "everything the past provides": ``past_states``
   records, per layer, its attention input and keys/values, and ``forward(past=...)``
   uses them for every off-band pair (used by the local myopia bonus).
+* ``GPTConfig(bigram=True)`` is the paper's *transformer-bigram* baseline: the same
+  model with every off-diagonal key and value set to zero, so the past is never read and
+  the output at t depends on the input at t only (and on t). Unlike a gradient policy
+  this *changes forward values*; it is a property of the model, not of the policy, which
+  it ignores (only the diagonal pair exists to carry gradient).
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from myopia.attention import policy_attention
-from myopia.policy import GradientPolicy
+from myopia.attention import constant_past, policy_attention
+from myopia.config import check_field_types
+from myopia.policy import MYOPIC, GradientPolicy
 
 
 @dataclass
@@ -39,8 +46,10 @@ class GPTConfig:
     n_embd: int = 128
     mlp_ratio: int = 4
     bias: bool = True
+    bigram: bool = False  # transformer-bigram baseline: every off-diagonal key/value is zero (the past is not read)
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         for name in ("block_size", "n_layer", "n_head", "n_embd", "mlp_ratio"):
             if getattr(self, name) < 1:
                 raise ValueError(f"GPTConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -67,6 +76,7 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.n_head = cfg.n_head
         self.n_embd = cfg.n_embd
+        self.bigram = cfg.bigram
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
 
@@ -94,16 +104,15 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self._heads(q), self._heads(k), self._heads(v)  # (B, nh, T, hs)
         if record is not None:
             record.append(PastState(attn_in=x.detach(), k=k.detach(), v=v.detach()))
-        k_off = v_off = None
-        if past is not None:
-            if policy.detach == "hidden":
-                k_off, v_off = self.kv(past.attn_in.detach())
-            else:
-                k_off, v_off = past.k.detach(), past.v.detach()
-        elif policy.detach == "hidden" and not policy.is_vanilla_at(T):
-            k_off, v_off = self.kv(x.detach())
+        if self.bigram:
+            # Every off-diagonal pair reads a zero key and value: the scores are 0 there and
+            # y_j = P_jj v_j with P_jj = exp(s_jj) / (exp(s_jj) + j). Only the diagonal is live.
+            zero = torch.zeros_like(k)
+            y = policy_attention(q, k, v, MYOPIC, k_off=zero, v_off=zero, impl="reference", off_equals_live=False)
+            return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+        off = constant_past(policy, x, past, self.kv)
         y = policy_attention(
-            q, k, v, policy, k_off=k_off, v_off=v_off, impl=impl, off_equals_live=past is None
+            q, k, v, policy, k_off=off.k_off, v_off=off.v_off, impl=impl, off_equals_live=off.off_equals_live
         )
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.c_proj(y)
@@ -193,6 +202,8 @@ class GPT(nn.Module):
                 f"sequence length {T} exceeds the model's block_size {self.config.block_size}; "
                 f"raise block_size or shorten the sequences"
             )
+        if past is not None and self.config.bigram:
+            raise ValueError("a transformer-bigram model reads no past; do not pass past= to it")
         if past is not None and len(past) != len(self.transformer.h):
             raise ValueError(f"past has {len(past)} layers, the model has {len(self.transformer.h)}")
         pos = torch.arange(T, device=x.device)

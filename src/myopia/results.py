@@ -11,7 +11,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -70,7 +69,7 @@ def provenance() -> dict:
     }
 
 
-NO_INTERVAL_ONE_VALUE = "one value (one seed): no interval"
+NO_INTERVAL_ONE_VALUE = "single value (one seed): no interval"
 
 
 def mean_ci95(values: list[float], bounds: tuple[float, float] | None = None) -> dict:
@@ -95,11 +94,69 @@ def mean_ci95(values: list[float], bounds: tuple[float, float] | None = None) ->
     return {"mean": mean, "ci95": [lo, hi], "n": n, "std": std}
 
 
+def bootstrap_ci(values: list[float], *, n: int = 2000, seed: int = 0) -> dict:
+    """Mean and a 95% percentile-bootstrap interval of the mean over independent values
+    (seeds). The interval lies within [min, max] of the values, so a quantity bounded below
+    (a loss share, a probability) gets a bounded interval — unlike a t-interval on 3 seeds.
+    With a single value there is no interval (``ci95`` None and ``note``)."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        raise ValueError("bootstrap_ci needs at least one value")
+    if v.size == 1:
+        return {"mean": float(v[0]), "ci95": None, "n": 1, "note": NO_INTERVAL_ONE_VALUE, "method": "bootstrap"}
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, (n, v.size))].mean(1)
+    return {"mean": float(v.mean()), "ci95": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))],
+            "n": int(v.size), "method": "percentile bootstrap over seeds"}
+
+
+def wilson95(successes: int, n: int) -> list[float]:
+    """Two-sided 95% Wilson score interval of a proportion: bounded in [0, 1] and sensible at
+    0 or n successes, where the normal interval collapses."""
+    if n < 1:
+        raise ValueError("wilson95 needs at least one trial")
+    z = 1.959963984540054
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends: no rounding residue
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return [lo, hi]
+
+
+def proportion_over_seeds(correct: list[int], n: list[int], *, resamples: int = 4000, seed: int = 0) -> dict:
+    """Mean over seeds of per-seed proportions correct[s] / n[s], with a 95% interval that
+    covers both sources of uncertainty and stays in [0, 1]: a two-level percentile bootstrap
+    (seeds with replacement, then each seed's n[s] items with replacement), widened where
+    needed to the Wilson interval of the pooled items (a percentile bootstrap collapses to
+    a point when every seed scores 0 or 1). With one seed the interval is that seed's Wilson
+    interval (test items only) and ``note`` says so."""
+    if not correct or len(correct) != len(n):
+        raise ValueError("proportion_over_seeds needs one (correct, n) pair per seed")
+    import numpy as np
+
+    p = np.array(correct, dtype=float) / np.array(n, dtype=float)
+    out = {"mean": float(p.mean()), "n": len(p), "per_seed": [float(v) for v in p]}
+    if len(p) == 1:
+        return {**out, "ci95": wilson95(correct[0], n[0]),
+                "note": "one seed: Wilson interval over test sequences only, seed-to-seed spread unknown"}
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(p), size=(resamples, len(p)))  # resampled seeds
+    inner = rng.binomial(np.array(n)[pick], p[pick]) / np.array(n)[pick]  # resampled items within each
+    means = inner.mean(1)
+    pooled = wilson95(sum(correct), sum(n))
+    ci = [min(float(np.quantile(means, 0.025)), pooled[0]), max(float(np.quantile(means, 0.975)), pooled[1])]
+    return {**out, "ci95": ci,
+            "method": "two-level percentile bootstrap (seeds, then test sequences), at least the pooled Wilson interval"}
+
+
 def format_ci(stat: dict, fmt: str = "+.4f") -> str:
     """``[lo, hi]`` of a :func:`mean_ci95` result, or the reason there is none — one
     convention for every table."""
     if stat.get("ci95") is None:
-        return f"[no interval: {stat.get('note') or 'n/a'}]"
+        return f"[{stat.get('note') or 'no interval'}]"
     lo, hi = stat["ci95"]
     return f"[{lo:{fmt}}, {hi:{fmt}}]"
 
@@ -128,27 +185,32 @@ class OutputDirExists(FileExistsError, ValueError):
 
 
 def prepare_out_dir(out: str | Path, *, resume: bool, overwrite: bool, measure: str = "measurement") -> Path:
-    """Create ``out``; refuse to touch an existing non-empty one unless told to.
-
-    ``resume``: keep what is there (finished runs are reused, unfinished ones continue).
-    ``overwrite``: delete it first.
-    """
+    """Check ``out`` and create it. An existing non-empty directory is refused unless
+    ``resume`` (keep it: finished runs are reused, unfinished ones continue) or ``overwrite``
+    (the caller builds the new result elsewhere and swaps it in only when it is complete —
+    see :func:`myopia.measures.scaffold.run_measure`; nothing is deleted here)."""
     out = Path(out)
     if resume and overwrite:
         raise ValueError("choose either --resume or --overwrite, not both")
     if out.exists() and not out.is_dir():
         raise OutputDirExists(f"output path {out} exists and is not a directory; choose another --out")
-    if out.exists() and any(out.iterdir()):
-        if overwrite:
-            shutil.rmtree(out)
-        elif resume and not (out / "config.json").exists():
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        if resume and not (out / "config.json").exists():
             raise OutputDirExists(
                 f"{out} is not empty and holds no {measure} (no config.json); choose another --out"
             )
-        elif not resume:
+        if not resume:
             raise OutputDirExists(
                 f"output directory {out} already exists and is not empty; pass --resume to continue it "
                 f"or --overwrite to replace it (or choose another --out)"
             )
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     return out
+
+
+def make_dir(path: Path) -> None:
+    """``mkdir -p`` with one clear error (read-only file system, no permission, a file in the way)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputDirExists(f"cannot create the output directory {path}: {e.strerror or e}; choose another --out") from None

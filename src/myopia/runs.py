@@ -32,6 +32,10 @@ class RunSpec:
     policy: dict  # GradientPolicy fields
     train: dict  # TrainConfig fields
     seed: int = 0
+    # Free-form labels of the measure (sizes, modes), plus two keys run_one acts on:
+    # "init_from": key of a finished run in the same directory whose weights this run starts
+    # from (a fine-tune); "objective": {"fn": "module:factory", "args": {...}}, where
+    # factory(task, seed=..., **args) returns the train() objective (see myopia.train).
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -61,6 +65,32 @@ def build_model(spec: dict, task, seed: int) -> torch.nn.Module:
 
         return build_hf_model(spec, task, seed)
     raise ValueError(f"unknown model kind {kind!r}; use 'gpt' or 'hf'")
+
+
+def validate_specs(specs: list["RunSpec"]) -> None:
+    """Build every distinct task, model and training config of ``specs`` once, in this
+    process, so a bad setting (a width not divisible by the heads, a device this machine
+    lacks, a corrupt model file) is one clear error before any directory is written or any
+    worker process starts."""
+    from myopia.data import make_task
+
+    tasks: dict[str, object] = {}
+    checked: set[str] = set()
+    for spec in specs:
+        TrainConfig(**spec.train)
+        tkey = json.dumps(spec.task, sort_keys=True)
+        if tkey not in tasks:
+            tasks[tkey] = make_task(**spec.task)
+        mkey = json.dumps(spec.model, sort_keys=True) + tkey
+        if mkey in checked:
+            continue
+        checked.add(mkey)
+        if spec.model.get("kind", "gpt") == "hf":
+            from myopia.hf import check_hf_model_spec
+
+            check_hf_model_spec(spec.model, tasks[tkey])
+        else:
+            build_model(spec.model, tasks[tkey], 0)
 
 
 # ---------------------------------------------------------------------- saved runs
@@ -94,16 +124,25 @@ def load_checkpoint_model(ckpt: Path, model_spec: dict, task, seed: int = 0) -> 
     """The model a run spec names, with the weights of ``ckpt`` (its position table sets block_size)."""
     from safetensors.torch import load_file
 
-    state = load_file(str(ckpt))
+    from myopia.train import CHECKPOINT_FILES, _verified
+
+    if ckpt.name in CHECKPOINT_FILES and (ckpt.parent / "state.json").is_file():
+        _verified(ckpt.parent)  # a truncated or corrupt checkpoint is named, not half-loaded
+    try:
+        state = load_file(str(ckpt))
+    except Exception as e:  # safetensors raises its own error type for a file that is not safetensors
+        raise ValueError(
+            f"{ckpt} is not a readable safetensors checkpoint ({str(e).splitlines()[0][:120]}); give a run directory "
+            f"of `myopia gap` (OUT/runs/vanilla-seed0) or its checkpoint/model.safetensors"
+        ) from None
     spec = dict(model_spec)
     wpe = state.get("transformer.wpe.weight")
     if wpe is not None and "block_size" not in spec:
         spec["block_size"] = int(wpe.shape[0])
         if spec["block_size"] < task.seq_len:
             raise ValueError(
-                f"the checkpoint's model covers {spec['block_size']} positions but the sequences have {task.seq_len}; "
-                f"use context lengths / --seq-len <= {spec['block_size']}, or train a model on longer sequences "
-                f"(omit --checkpoint)"
+                f"the checkpoint {ckpt} covers {spec['block_size']} positions but the sequences have {task.seq_len}; "
+                f"use --seq-len (and context lengths) <= {spec['block_size']}, or a model trained on longer sequences"
             )
     model = build_model(spec, task, seed)
     try:
@@ -122,12 +161,35 @@ def run_one(spec: RunSpec, out_dir: Path | None, progress=True) -> RunResult:
     from myopia.data import make_task
 
     task = make_task(**spec.task)
-    model = build_model(spec.model, task, spec.seed)
+    if spec.extra.get("init_from"):  # a fine-tune: start from another run's final weights
+        if out_dir is None:
+            raise ValueError(f"run {spec.key} starts from run {spec.extra['init_from']!r}: give the runs directory")
+        start = resolve_checkpoint(out_dir / spec.extra["init_from"])
+        model = load_checkpoint_model(start, spec.model, task, spec.seed)
+    else:
+        model = build_model(spec.model, task, spec.seed)
     return train(
         model, task, GradientPolicy.from_dict(spec.policy),
         TrainConfig(**spec.train), seed=spec.seed,
         out_dir=None if out_dir is None else out_dir / spec.key, progress=progress, desc=spec.key,
+        objective=resolve_objective(spec.extra.get("objective"), task, spec.seed),
     )
+
+
+def resolve_objective(objective: dict | None, task, seed: int):
+    """The train() objective named by a spec: ``{"fn": "module:factory", "args": {...}}`` ->
+    ``factory(task, seed=seed, **args)``; None keeps the task's own loss. A name, not a
+    function, travels in the spec so that worker processes and resumed runs rebuild it."""
+    if not objective:
+        return None
+    import importlib
+
+    module, _, name = objective["fn"].partition(":")
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise ValueError(f"run objective {objective['fn']!r} does not name a function (module:function)") from None
+    return factory(task, seed=seed, **objective.get("args", {}))
 
 
 class _ThrottledTicks:
@@ -171,15 +233,23 @@ def default_workers(n_jobs: int) -> int:
 def run_all(
     specs: list[RunSpec], out_dir: str | Path, *, workers: int = 0, progress: bool = True, desc: str = "runs"
 ) -> dict[str, RunResult]:
-    """Run every spec (in parallel when workers > 1); returns key -> RunResult."""
+    """Run every spec (in parallel when workers > 1); returns key -> RunResult.
+
+    Under torchrun the specs run one after another, each on every rank of the process group
+    (data parallel, :mod:`myopia.distributed`), and only rank 0 shows progress."""
+    from myopia import distributed
+
     out = Path(out_dir)
     workers = workers or default_workers(len(specs))
+    if distributed.current().enabled:
+        workers, progress = 1, progress and distributed.is_main()
     total = sum(TrainConfig(**s.train).steps for s in specs)
+    done = sum(TrainConfig(**s.train).steps for s in specs if (out / s.key / "result.json").exists())
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=total, initial=done, desc=desc, unit="step", dynamic_ncols=True)
     results: dict[str, RunResult] = {}
     try:
         if workers == 1:
@@ -191,10 +261,15 @@ def run_all(
         with ctx.Manager() as manager, ctx.Pool(workers) as pool:
             queue = manager.Queue()
             pending = [pool.apply_async(_worker, (s.to_dict(), str(out), threads, queue)) for s in specs]
+            started = False
             while pending:
                 while not queue.empty():
                     n = queue.get()
                     if bar is not None:
+                        if not started:  # the rate and ETA count training steps, not worker start-up
+                            bar.reset()
+                            bar.update(done)
+                            started = True
                         bar.update(n)
                 still = []
                 for p in pending:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from myopia.commands.common import add_run_args, add_training_args, format_table, training_settings
+from myopia.commands.common import add_run_args, add_training_args, format_table, print_warnings, training_settings
 from myopia.measures.decompose import decompose_gradients
 from myopia.presets import DECOMPOSE_TRAIN
 from myopia.report.figures import draw
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
     )
     paths = draw(result, args.out)
+    print_warnings(result)
     print(format_split_table(result))
     if result.profile:
         print()

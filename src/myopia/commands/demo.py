@@ -12,10 +12,11 @@ losses) and ``kv`` (strict: past keys/values are constants). Every setting is a 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
-from myopia.commands.common import add_run_args
+from myopia.commands.common import add_run_args, print_warnings
 from myopia.commands.gap import format_gap_table
 from myopia.measures.gap import myopia_gap
 from myopia.presets import DEFAULT_MODEL, DEMO_DETACH, DEMO_SEEDS, DEMO_TASKS, DEMO_TEXT_TASK, SYNTHETIC_TRAIN, TEXT_TRAIN
@@ -47,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     out = Path(args.out)
+    if (out / "config.json").exists():
+        measure = json.loads((out / "config.json").read_text()).get("measure", "another")
+        raise ValueError(f"{out} holds a {measure} measurement, not a demo; choose another --out")
     rows = [(task, task, TrainConfig(**{**SYNTHETIC_TRAIN, "steps": args.steps})) for task in DEMO_TASKS]
     if not args.no_text:
         rows.append((DEMO_TEXT_TASK, "text", TrainConfig(**{**TEXT_TRAIN, "steps": args.text_steps})))
@@ -60,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         )
         draw(result, out / name)
         results.append(result)
+        print_warnings(result)
     from myopia.report.html import build_report
 
     report = build_report(out)

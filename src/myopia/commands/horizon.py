@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from myopia.commands.common import add_output_args, add_training_args, format_table, training_settings
+from myopia.commands.common import (
+    add_output_args, add_training_args, format_table, output_settings, print_warnings, training_settings,
+)
 from myopia.measures.horizon import DEFAULT_HORIZONS, horizon_curve
 from myopia.presets import SYNTHETIC_TRAIN
 from myopia.report.figures import draw
@@ -36,22 +38,30 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(seeds, int) and seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     result = horizon_curve(
-        task, horizons=args.horizons, model=model, train=train, seeds=seeds, detach=args.detach,
-        out_dir=args.out, resume=args.resume, overwrite=args.overwrite, workers=args.workers,
-        progress=not args.no_progress,
+        task, horizons=args.horizons, model=model, train=train, seeds=seeds, detach=args.detach, **output_settings(args),
     )
     draw(result, args.out)
+    print_warnings(result)
     print(format_horizon_table(result))
     print(f"results: {args.out}/results.json   plot: {args.out}/horizon.png")
     return 0
 
 
 def format_horizon_table(result) -> str:
-    rows = [("horizon", "reach of a loss at j", "loss mean [95% CI]", "/ trivial", "per seed")]
+    rows = [("horizon", "reach of a loss at j", "loss mean [95% CI]", "/ trivial [bootstrap 95%]", "per seed")]
     for r in result.horizons:
         s = r["loss"]
-        rows.append((r["horizon"], r["reach"], f"{s['mean']:.4f} {format_ci(s, '.4f')}", f"{r['relative_to_trivial']:.0%}",
+        rows.append((r["horizon"], r["reach"], f"{s['mean']:.4f} {format_ci(s, '.4f')}", _share(r["relative_to_trivial"]),
                      " ".join(f"{v:.4f}" for v in r["loss_per_seed"])))
     name = result.task.get("name", "task")
     return (f"{name}: held-out loss vs gradient horizon (trivial predictor {result.trivial_loss:.4f}; "
             f"h is per attention hop)\n" + format_table(rows))
+
+
+def _share(stat: dict | None) -> str:
+    if stat is None:
+        return "n/a"
+    if stat["ci95"] is None:
+        return f"{stat['mean']:.0%}"
+    lo, hi = stat["ci95"]
+    return f"{stat['mean']:.0%} [{lo:.0%}, {hi:.0%}]"

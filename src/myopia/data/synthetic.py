@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from myopia.config import check_field_types
+
 SPLITS = ("train", "val", "test")
 
 
@@ -61,6 +63,7 @@ class WindowSumTask:
     n_out = 1
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not 0.0 <= self.p <= 1.0:
             raise ValueError(f"task {self.name}: p must be in [0, 1], got {self.p}")
         if self.window < 1:

@@ -39,7 +39,7 @@ from myopia.data.corpus import BUILTIN, Corpus, open_corpus
 from myopia.data.tokenization import ByteTokenizer, cache_root, load_model_tokenizer, train_bpe
 
 SPLITS = ("train", "val", "test")
-CACHE_VERSION = "v1"
+CACHE_VERSION = "v2"  # v2: document start offsets stored
 DEFAULT_BPE_VOCAB = 2048
 CHUNK_DOCS = 256
 
@@ -62,6 +62,7 @@ class TextTask:
     seed: int = 0  # document split and data order
     val_fraction: float = 0.05  # share of documents held out for validation
     test_fraction: float = 0.05  # share of documents held out for the test loss
+    doc_start: bool = False  # every context starts at a document's first token (one context per document)
 
     regression = False
 
@@ -86,9 +87,24 @@ class TextTask:
             for s in SPLITS
         }
         T = self.seq_len
-        # train contexts fit any epoch offset in [0, T); held-out contexts start at offset 0
-        self.n_contexts = {s: (len(self._ids[s]) - T if s == "train" else len(self._ids[s]) - 1) // T for s in SPLITS}
+        if self.doc_start:
+            # (n_contexts,) offset of each context's first id: the documents followed by >= T more ids
+            self._doc_starts = {}
+            for s in SPLITS:
+                starts = np.load(self._dir / f"{s}.starts.npy")
+                self._doc_starts[s] = starts[starts + T + 1 <= len(self._ids[s])]
+            self.n_contexts = {s: len(self._doc_starts[s]) for s in SPLITS}
+        else:
+            # train contexts fit any epoch offset in [0, T); held-out contexts start at offset 0
+            self.n_contexts = {s: (len(self._ids[s]) - T if s == "train" else len(self._ids[s]) - 1) // T
+                               for s in SPLITS}
         for s in SPLITS:
+            if self.n_contexts[s] < 1 and self.doc_start:
+                raise ValueError(
+                    f"corpus {self.corpus_name} is too short for seq_len={T} with --doc-start: no document of its "
+                    f"{s} split ({meta['documents'][s]} documents, {len(self._ids[s])} tokens) starts {T + 1} or "
+                    f"more tokens before the split's end; use a larger corpus or a shorter --seq-len"
+                )
             if self.n_contexts[s] < 1:
                 need = 2 * T if s == "train" else T + 1
                 raise ValueError(
@@ -116,9 +132,9 @@ class TextTask:
             for e in np.unique(epochs):
                 order, offset = self._epoch(int(stream), int(e))
                 sel = epochs == e
-                starts[sel] = offset + order[pos[sel] % n] * T
+                starts[sel] = self._context_start(split, order[pos[sel] % n], offset)
         else:
-            starts = (pos % n) * T
+            starts = self._context_start(split, pos % n, 0)
         window = np.asarray(self._ids[split][starts[:, None] + np.arange(T + 1)], dtype=np.int64)  # (B, T+1)
         w = torch.from_numpy(window)
         return w[:, :-1], w[:, 1:]
@@ -141,6 +157,10 @@ class TextTask:
                 "contexts": self.n_contexts, "vocab_size": self.vocab_size, "cache": str(self._dir)}
 
     # ------------------------------------------------------------------ internals
+    def _context_start(self, split: str, k: np.ndarray, offset: int) -> np.ndarray:
+        """Offsets of contexts ``k`` of ``split``: document starts, or packed from ``offset``."""
+        return self._doc_starts[split][k] if self.doc_start else offset + k * self.seq_len
+
     @property
     def tokenizer_obj(self):
         if self._tok is None:
@@ -229,6 +249,7 @@ class TextTask:
         files = {s: open(tmp / f"{s}.bin", "wb") for s in SPLITS}
         tokens = dict.fromkeys(SPLITS, 0)
         docs = dict.fromkeys(SPLITS, 0)
+        doc_starts: dict[str, list[int]] = {s: [] for s in SPLITS}  # offset of each document's first id
         unigram = np.zeros(self.vocab_size, dtype=np.int64)
         eod = [] if tok.eod is None else [tok.eod]
 
@@ -237,6 +258,7 @@ class TextTask:
             for ids, a in zip(tok.encode_batch(chunk), which):
                 arr = np.concatenate([np.asarray(ids, dtype=dtype), np.asarray(eod, dtype=dtype)])
                 s = SPLITS[a]
+                doc_starts[s].append(tokens[s])
                 arr.tofile(files[s])
                 tokens[s] += len(arr)
                 docs[s] += 1
@@ -263,6 +285,8 @@ class TextTask:
         for f in files.values():
             f.close()
         np.save(tmp / "unigram.npy", unigram)
+        for s in SPLITS:
+            np.save(tmp / f"{s}.starts.npy", np.asarray(doc_starts[s], dtype=np.int64))
         meta = {"corpus": corpus.name, "fingerprint": corpus.fingerprint, "tokenizer": self._tokenizer_key(),
                 "dtype": np.dtype(dtype).name, "tokens": tokens, "documents": docs, "seed": self.seed}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -279,5 +303,6 @@ class TextTask:
             if len(self._perm_cache) > 4:
                 self._perm_cache.clear()
             rng = _rng("train", self.seed, stream, epoch)
-            self._perm_cache[key] = (rng.permutation(self.n_contexts["train"]), int(rng.integers(self.seq_len)))
+            order, offset = rng.permutation(self.n_contexts["train"]), int(rng.integers(self.seq_len))
+            self._perm_cache[key] = (order, 0 if self.doc_start else offset)
         return self._perm_cache[key]

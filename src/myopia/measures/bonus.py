@@ -1,4 +1,4 @@
-"""The local myopia bonus of a trained model θ0: L(θ0) - L(φ*).
+"""The local myopia bonus of a trained model θ0: L(θ0′) - L(φ*), against an equal-budget control.
 
 A frozen copy of θ0 supplies everything the past provides — in every attention layer the
 keys/values of positions i < j (``detach="kv"``), or the attention inputs at i < j from
@@ -6,14 +6,28 @@ which φ's own projections recompute them (``detach="hidden"``, the paper's vari
 trainable copy φ computes the present (the diagonal pair i = j and everything at
 position j) and is optimised for each position's own loss only: the myopic policy with
 the past taken from θ0. ``init="theta0"`` (default) starts φ at θ0, so L(φ) = L(θ0) at
-step 0 and the bonus measures how much present loss θ0 gives up for later positions;
-``init="scratch"`` starts φ from a fresh initialisation, as the paper did.
+step 0; ``init="scratch"`` starts φ from a fresh initialisation, as the paper did.
 
-φ is trained by :func:`myopia.train.train` with a ``forward_fn`` that adds θ0's past —
-one no-grad pass of θ0 plus one training pass of φ per step; there is no second loop.
-The bonus is reported as the mean over held-out (test) batches of the paired per-batch
-difference, with a 95% Student-t interval over batches (one trained φ: the interval is
-over data, not over training seeds).
+Re-optimising φ is also *more training*: an unconverged θ0 improves with more steps
+whatever the objective, so L(θ0) - L(φ*) alone cannot tell "φ gave up the future for the
+present" from "θ0 needed more steps". The **control** θ0′ is θ0 trained on under the
+vanilla policy with its own live past — same steps, learning rate, schedule, data order
+and evaluation. Both are selected by validation loss over their evaluated steps (step 0,
+every ``eval_every`` steps, the last; :func:`myopia.train.train` with ``select_best``), so
+neither is credited with steps that hurt it. Reported, on the test split:
+
+* ``bonus`` = L(θ0′) - L(φ*): what giving up the future buys the present (the headline);
+* ``raw_bonus`` = L(θ0) - L(φ*): the number without the control;
+* ``training_drift`` = L(θ0) - L(θ0′): what the extra steps alone buy;
+
+so ``raw_bonus = bonus + training_drift``. With no past to read (a context of one token)
+φ and θ0′ are the same computation trained the same way and ``bonus`` is 0.
+
+φ and θ0′ are trained by :func:`myopia.train.train` (φ with a ``forward_fn`` that adds θ0's
+past — one no-grad pass of θ0 plus one training pass of φ per step); there is no second
+loop. Each quantity is the mean over held-out (test) batches of the paired per-batch
+difference, with a 95% Student-t interval over batches (one trained φ and θ0′: the
+interval is over data, not over training seeds).
 
 θ0 is any model with the built-in GPT's interface (``model(x, policy, past=...)`` and
 ``past_states(x)``): the built-in GPT, or an HF causal LM through
@@ -38,6 +52,9 @@ from myopia.results import mean_ci95
 from myopia.train import TrainConfig, default_forward, evaluate, train
 
 INITS = ("theta0", "scratch")
+CONTROL_KEY = "control-vanilla"  # run directory of θ0′
+CONTROL = "theta0 trained on under the vanilla policy, same budget, data order and evaluation as phi"
+SELECTION = "lowest validation loss over the evaluated steps, step 0 included"
 
 
 @dataclass
@@ -51,16 +68,22 @@ class BonusResult(MeasureResult):
     init: str
     seed: int
     base_loss: float  # L(θ0), held-out
+    control_loss: float  # L(θ0′): θ0 trained on, vanilla, with φ's budget (best-validation step)
+    control_selected_step: int  # the step of θ0′'s weights (0: θ0 itself)
     bonus_loss: float  # L(φ*) of the headline variant (detach[0])
-    bonus: dict  # {"mean", "ci95", "n", "std"} over held-out batches, headline variant
+    bonus: dict  # L(θ0′) - L(φ*): {"mean", "ci95", "n", "std"} over held-out batches, headline variant
+    raw_bonus: dict  # L(θ0) - L(φ*), headline variant
+    training_drift: dict  # L(θ0) - L(θ0′)
     base_loss_per_position: list[float]
+    control_loss_per_position: list[float]
     bonus_loss_per_position: list[float]
-    per_position_bonus: list[float]
+    per_position_bonus: list[float]  # L(θ0′) - L(φ*) per position
     base_loss_per_batch: list[float]
-    bonus_per_batch: list[float]
+    control_loss_per_batch: list[float]
+    bonus_per_batch: list[float]  # L(θ0′) - L(φ*) per held-out batch
     trivial_loss: float
-    variants: dict = field(default_factory=dict)  # detach -> {"policy", "bonus_loss", "bonus", ...}
-    curves: dict = field(default_factory=dict)  # run key -> [{"step", "train_loss", "val_loss"?}]
+    variants: dict = field(default_factory=dict)  # detach -> {"policy", "bonus_loss", "bonus", "raw_bonus", ...}
+    curves: dict = field(default_factory=dict)  # run key -> [{"step", "train_loss"?, "val_loss"?}]
 
 
 def frozen_past_forward(theta0: nn.Module):
@@ -106,11 +129,13 @@ def local_myopia_bonus(
     overwrite: bool = False,
     progress: bool = True,
 ) -> BonusResult:
-    """Measure the local myopia bonus of ``theta0`` on ``task`` (an object or make_task kwargs).
+    """Measure the local myopia bonus of ``theta0`` on ``task`` (an object or make_task kwargs)
+    against the equal-budget control θ0′ (see the module docstring).
 
-    ``train_cfg`` defaults to :data:`myopia.presets.BONUS_TRAIN`, the same as ``myopia bonus``.
-    Writes ``results.json`` and ``config.json`` to ``out_dir``; φ's run keeps a checkpoint
-    under ``out_dir/runs/``, so ``resume=True`` continues a killed measurement.
+    ``train_cfg`` (φ's and θ0′'s training) defaults to :data:`myopia.presets.BONUS_TRAIN`, the
+    same as ``myopia bonus``. Writes ``results.json`` and ``config.json`` to ``out_dir``; the
+    runs of φ and θ0′ keep checkpoints under ``out_dir/runs/``, so ``resume=True`` continues
+    a killed measurement.
     """
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; use one of {', '.join(INITS)}")
@@ -130,42 +155,60 @@ def local_myopia_bonus(
         ref.requires_grad_(False)
         ref.eval()
         nb, bs = train_cfg.test_batches, train_cfg.batch_size
-        base_batches, base_pos = per_batch_losses(ref, task, default_forward, GradientPolicy(), batches=nb,
-                                                  batch_size=bs, device=device)
+        curves: dict = {}  # run key -> training curve
+
+        def test_losses(model, forward_fn, policy):  # (per-batch means, per-position means), test split
+            return per_batch_losses(model, task, forward_fn, policy, batches=nb, batch_size=bs, device=device)
+
+        def fit(model, policy, key, forward_fn=default_forward):
+            run = train(model, task, policy, train_cfg, seed=seed, out_dir=out / "runs" / key, progress=progress,
+                        forward_fn=forward_fn, desc=key, select_best=True)
+            curves[key] = run.curve
+            return run
+
+        base_batches, base_pos = test_losses(ref, default_forward, GradientPolicy())
+        control = copy.deepcopy(theta0)
+        control.requires_grad_(True)
+        control_run = fit(control, GradientPolicy(), CONTROL_KEY)
+        control_batches, control_pos = test_losses(control, default_forward, GradientPolicy())
+        del control
         forward = frozen_past_forward(ref)
-        variants, curves = {}, {}
+        variants = {}
         for d, pol in zip(detach, policies):
             if init == "theta0":
                 phi = copy.deepcopy(theta0)
                 phi.requires_grad_(True)
             else:
                 phi = _fresh_like(theta0, model_spec, task, seed)
-            key = f"bonus-{pol.name}"
-            run = train(phi, task, pol, train_cfg, seed=seed, out_dir=out / "runs" / key, progress=progress,
-                        forward_fn=forward, desc=key)
-            phi_batches, phi_pos = per_batch_losses(phi, task, forward, pol, batches=nb, batch_size=bs, device=device)
-            diff = [b - p for b, p in zip(base_batches, phi_batches)]
+            run = fit(phi, pol, f"bonus-{pol.name}", forward)
+            phi_batches, phi_pos = test_losses(phi, forward, pol)
+            bonus = [c - p for c, p in zip(control_batches, phi_batches)]
             variants[d] = {
                 "policy": pol.name,
                 "bonus_loss": sum(phi_batches) / nb,
-                "bonus": mean_ci95(diff),
-                "bonus_per_batch": diff,
+                "selected_step": run.selected_step,
+                "bonus": mean_ci95(bonus),
+                "raw_bonus": mean_ci95([b - p for b, p in zip(base_batches, phi_batches)]),
+                "bonus_per_batch": bonus,
                 "bonus_loss_per_position": phi_pos,
-                "per_position_bonus": [b - p for b, p in zip(base_pos, phi_pos)],
+                "per_position_bonus": [c - p for c, p in zip(control_pos, phi_pos)],
             }
-            curves[key] = run.curve
         triv, _ = trivial_loss(task, nb, bs)
         head = variants[detach[0]]
         return BonusResult(
             task=task.to_dict(), model=model_info or {}, train=train_cfg.to_dict(), detach=detach, init=init,
-            seed=seed, base_loss=sum(base_batches) / nb, bonus_loss=head["bonus_loss"], bonus=head["bonus"],
-            base_loss_per_position=base_pos, bonus_loss_per_position=head["bonus_loss_per_position"],
-            per_position_bonus=head["per_position_bonus"], base_loss_per_batch=base_batches,
+            seed=seed, base_loss=sum(base_batches) / nb, control_loss=sum(control_batches) / nb,
+            control_selected_step=control_run.selected_step, bonus_loss=head["bonus_loss"], bonus=head["bonus"],
+            raw_bonus=head["raw_bonus"],
+            training_drift=mean_ci95([b - c for b, c in zip(base_batches, control_batches)]),
+            base_loss_per_position=base_pos, control_loss_per_position=control_pos,
+            bonus_loss_per_position=head["bonus_loss_per_position"], per_position_bonus=head["per_position_bonus"],
+            base_loss_per_batch=base_batches, control_loss_per_batch=control_batches,
             bonus_per_batch=head["bonus_per_batch"], trivial_loss=triv, variants=variants, curves=curves,
         )
 
     config = {"task": task.to_dict(), "model": model_info or {}, "train": train_cfg.to_dict(), "detach": detach,
-              "init": init, "seed": seed}
+              "init": init, "seed": seed, "control": CONTROL, "selection": SELECTION}
     return run_measure("bonus", config, specs=[], summarize=summarize, out_dir=out_dir, resume=resume,
                        overwrite=overwrite, progress=progress)
 
@@ -188,9 +231,12 @@ def load_theta0(model: str | Path, *, data: str | None = None, seq_len: int | No
     cfg_file = p / "config.json" if p.is_dir() else None
     if cfg_file is not None and cfg_file.exists() and "model_type" in json.loads(cfg_file.read_text()):
         from myopia.hf import HFCausalLM
+        from myopia.hf.loading import check_tokenizer_files, check_weight_files
 
         if data is None:
             raise ValueError("an HF model needs text to measure on: pass --data FILE")
+        check_weight_files(p)
+        check_tokenizer_files(tokenizer or p)
         theta0 = HFCausalLM.from_pretrained(p, trust_remote_code=trust_remote_code)
         task = {"name": "text", "data": str(data), "tokenizer": tokenizer or str(p.resolve())}
         if seq_len is not None:

@@ -124,7 +124,9 @@ def decompose_gradients(
                               profile=profile)
         rows = context_length_shares(net, batch, task_obj.loss, lengths) if lengths else []
         return DecomposeResult(
-            task=task_spec, model=model_spec, checkpoint=str(weights), train=config["train"], test_loss=test_loss,
+            # a model trained here is named relative to the output directory, which may be swapped in
+            task=task_spec, model=model_spec, checkpoint=str(weights.relative_to(out) if specs else weights),
+            train=config["train"], test_loss=test_loss,
             seq_len=og.seq_len, batch_size=og.batch_size, max_offset=og.max_offset, offsets=og.offsets,
             positions=og.positions, sampled=og.sampled, estimator=og.estimator, split=og.split, profile=og.profile,
             profile_check=og.profile_check, context_lengths=rows, gradient_tracking=tracking,

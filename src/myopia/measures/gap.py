@@ -5,6 +5,18 @@ differs. Reported per seed (paired differences), as a mean with a 95% Student-t 
 over seeds, and per position. Several myopic variants (``detach="kv"`` and ``"hidden"``)
 can share one set of vanilla runs; the first variant is the headline ``myopic_loss``.
 
+Optional additions, all from the same seeds and data order:
+
+* ``baseline="bigram"``: the transformer-bigram reference (the same model with every
+  off-diagonal key/value zero, so the past is not read at all; ``GPTConfig(bigram=True)``),
+  trained with the ordinary gradient. ``bigram_loss - vanilla_loss`` is what reading the
+  past is worth at all, the scale against which a myopia gap is read.
+* for a task with an ``accuracy`` hook (exact match of an answer), each policy's held-out
+  accuracy per seed with a Wilson interval, and over seeds with a bounded two-level
+  bootstrap interval;
+* for a task with ``named_positions`` (an answer, a line break, a rhyming ending), the gap
+  averaged over each group of positions, with a CI over seeds.
+
 When the task defines a known feature (``task.feature(x)``, e.g. sin(a·x_t) on
 ``precache``), every trained model also gets the held-out R² of a ridge probe for it at
 each layer (:func:`myopia.measures.probe.feature_r2`): the loss says *whether* a model
@@ -19,11 +31,11 @@ from pathlib import Path
 import torch
 
 from myopia.measures.scaffold import (
-    MeasureResult, as_detach, as_model, as_seeds, as_task, mean_lists, run_measure, trivial_loss,
+    MeasureResult, above_trivial, as_detach, as_model, as_seeds, as_task, mean_lists, run_measure, trivial_loss,
 )
 from myopia.policy import GradientPolicy
-from myopia.presets import SYNTHETIC_TRAIN
-from myopia.results import mean_ci95
+from myopia.presets import train_preset
+from myopia.results import mean_ci95, proportion_over_seeds, wilson95
 from myopia.runs import RunSpec
 from myopia.train import TrainConfig
 
@@ -50,6 +62,12 @@ class GapResult(MeasureResult):
     variants: dict = field(default_factory=dict)  # detach -> {"myopic_loss", "gap", ...}
     curves: dict = field(default_factory=dict)  # run key -> [{"step", "train_loss", "val_loss"?}]
     token_gaps: dict = field(default_factory=dict)  # token tasks: target tokens with the largest/smallest gap
+    baseline: str | None = None  # "bigram": the transformer-bigram reference was trained too
+    bigram_loss: list[float] = field(default_factory=list)  # held-out, one per seed (baseline="bigram")
+    bigram_per_position: list[float] = field(default_factory=list)
+    past_benefit: dict = field(default_factory=dict)  # bigram - vanilla over seeds (paired): what reading the past is worth
+    accuracy: dict = field(default_factory=dict)  # run name -> per-seed and over-seed exact-match accuracy
+    position_gaps: dict = field(default_factory=dict)  # group -> {"positions", run name -> {"gap", "loss", ...}}
     # tasks with a known feature: policy name -> {"per_seed": [{layer: R²}], "mean": {layer: R²}, "ci95": {layer: ..}}
     feature_r2: dict = field(default_factory=dict)
 
@@ -57,7 +75,11 @@ class GapResult(MeasureResult):
         return loss / self.trivial_loss if self.trivial_loss else float("nan")
 
 
-def gap_specs(task: dict, model: dict, train: TrainConfig, seeds: list[int], detach: list[str]) -> list[RunSpec]:
+BASELINES = ("bigram",)
+
+
+def gap_specs(task: dict, model: dict, train: TrainConfig, seeds: list[int], detach: list[str],
+              baseline: str | None = None) -> list[RunSpec]:
     specs = []
     for seed in seeds:
         tcfg = {**train.to_dict()}
@@ -65,7 +87,20 @@ def gap_specs(task: dict, model: dict, train: TrainConfig, seeds: list[int], det
         for d in detach:
             pol = GradientPolicy(horizon=0, detach=d)
             specs.append(RunSpec(f"{pol.name}-seed{seed}", model, task, pol.to_dict(), tcfg, seed))
+        if baseline == "bigram":  # same init and data; the forward reads no past, the policy is moot
+            specs.append(RunSpec(f"bigram-seed{seed}", {**model, "bigram": True}, task, GradientPolicy().to_dict(),
+                                 tcfg, seed))
     return specs
+
+
+def as_baseline(baseline: str | None, model: dict) -> str | None:
+    if baseline is None:
+        return None
+    if baseline not in BASELINES:
+        raise ValueError(f"unknown baseline {baseline!r}; use one of {', '.join(BASELINES)}")
+    if model.get("kind", "gpt") != "gpt":
+        raise ValueError("the bigram baseline is a variant of the built-in GPT; drop --baseline for an HF model")
+    return baseline
 
 
 def myopia_gap(
@@ -75,25 +110,28 @@ def myopia_gap(
     train: TrainConfig | None = None,
     seeds: int | list[int] = 3,
     detach: str | list[str] = "kv",
+    baseline: str | None = None,
     out_dir: str | Path = "runs/gap",
     resume: bool = False,
     overwrite: bool = False,
-    workers: int = 0,
+    workers: int = 1,
     progress: bool = True,
 ) -> GapResult:
     """Train vanilla and myopic models for each seed and measure the gap on held-out data.
 
     ``task``: a task name or ``make_task`` keyword arguments. ``model``: a model spec
     (default: the built-in GPT, :data:`myopia.presets.DEFAULT_MODEL`); ``train``: default
-    :data:`myopia.presets.SYNTHETIC_TRAIN`. Writes ``results.json`` and ``config.json`` to
+    :func:`myopia.presets.train_preset` of the model (the same as ``myopia gap``). ``baseline="bigram"``
+    also trains the transformer-bigram reference (built-in GPT only). Writes ``results.json`` and ``config.json`` to
     ``out_dir`` (``myopia.report.draw`` makes the figures); each run keeps its own
     checkpoint directory, so ``resume=True`` continues a killed measurement.
     """
     task_obj, task_spec = as_task(task)
     model = as_model(model)
-    train = train or TrainConfig(**SYNTHETIC_TRAIN)
+    train = train or TrainConfig(**train_preset(model))
     seeds, detach = as_seeds(seeds), as_detach(detach)
-    specs = gap_specs(task_spec, model, train, seeds, detach)
+    baseline = as_baseline(baseline, model)
+    specs = gap_specs(task_spec, model, train, seeds, detach, baseline)
 
     def summarize(runs, out: Path) -> GapResult:
         triv, triv_pos = trivial_loss(task_obj, train.test_batches, train.batch_size)
@@ -125,8 +163,20 @@ def myopia_gap(
             per_position_gap=head["per_position_gap"], per_position_gap_ci95=head["per_position_gap_ci95"],
             vanilla_per_position=mean_lists([v.test_loss_per_position for v in van]),
             myopic_per_position=head["myopic_per_position"],
-            variants=variants, curves={k: r.curve for k, r in runs.items()},
+            variants=variants, curves={k: r.curve for k, r in runs.items()}, warnings=above_trivial(runs, triv),
         )
+        names = ["vanilla"] + [v["policy"] for v in variants.values()]
+        if baseline:
+            big = [runs[f"bigram-seed{s}"] for s in seeds]
+            result.baseline = baseline
+            result.bigram_loss = [b.test_loss for b in big]
+            result.bigram_per_position = mean_lists([b.test_loss_per_position for b in big])
+            result.past_benefit = mean_ci95([b.test_loss - v.test_loss for b, v in zip(big, van)])
+            names.append("bigram")
+        by_name = {name: [runs[f"{name}-seed{s}"] for s in seeds] for name in names}
+        result.accuracy = accuracy_summary(by_name)
+        if hasattr(task_obj, "named_positions"):
+            result.position_gaps = position_gaps(task_obj.named_positions(), by_name)
         if not task_obj.regression:
             result.token_gaps = token_gaps(task_obj, specs, out / "runs", head["policy"], train)
         if hasattr(task_obj, "feature"):
@@ -134,8 +184,46 @@ def myopia_gap(
         return result
 
     config = {"task": task_spec, "model": model, "train": train.to_dict(), "seeds": seeds, "detach": detach}
+    if baseline:  # only when asked: a directory measured without one keeps the config it was made with
+        config["baseline"] = baseline
     return run_measure("gap", config, specs=specs, summarize=summarize, out_dir=out_dir, resume=resume,
                        overwrite=overwrite, workers=workers, progress=progress, desc=f"gap {task_obj.name}")
+
+
+def accuracy_summary(by_name: dict[str, list]) -> dict:
+    """Run name -> exact-match accuracy per seed (Wilson interval over test sequences) and
+    over seeds (two-level bootstrap); empty when the task has no accuracy hook."""
+    out = {}
+    for name, runs in by_name.items():
+        if any(r.test_accuracy is None for r in runs):
+            return {}
+        correct = [r.test_accuracy["correct"] for r in runs]
+        n = [r.test_accuracy["n"] for r in runs]
+        out[name] = {
+            **proportion_over_seeds(correct, n),
+            "seeds": [{"seed": r.seed, "correct": k, "n": m, "accuracy": k / m, "wilson95": wilson95(k, m)}
+                      for r, k, m in zip(runs, correct, n)],
+        }
+    return out
+
+
+def position_gaps(groups: dict[str, list[int]], by_name: dict[str, list]) -> dict:
+    """Per group of positions: each run's mean loss there and its paired gap to vanilla
+    (mean over the group's positions, then mean and 95% CI over seeds)."""
+    van = by_name["vanilla"]
+
+    def at(run, positions):
+        return sum(run.test_loss_per_position[t] for t in positions) / len(positions)
+
+    out = {}
+    for group, positions in groups.items():
+        row = {"positions": list(positions), "vanilla": {"loss": mean_ci95([at(v, positions) for v in van])}}
+        for name, runs in by_name.items():
+            if name != "vanilla":
+                row[name] = {"loss": mean_ci95([at(r, positions) for r in runs]),
+                             "gap": mean_ci95([at(r, positions) - at(v, positions) for r, v in zip(runs, van)])}
+        out[group] = row
+    return out
 
 
 def feature_probes(task, specs: list[RunSpec], runs_dir: Path) -> dict:
@@ -169,8 +257,9 @@ def token_gaps(task, specs: list[RunSpec], runs_dir: Path, myopic: str, train: T
     by_key = {s.key: s for s in specs}
     batches = [task.batch("test", i, train.batch_size) for i in range(train.test_batches)]
     counts = torch.zeros(task.vocab_size, dtype=torch.float64)
-    for _, y in batches:
-        counts.index_add_(0, y.reshape(-1), torch.ones(y.numel(), dtype=torch.float64))
+    scored = [(y >= 0).reshape(-1) for _, y in batches]  # targets a task leaves out of the loss are negative
+    for (_, y), keep in zip(batches, scored):
+        counts.index_add_(0, y.reshape(-1)[keep], torch.ones(int(keep.sum()), dtype=torch.float64))
     per_seed = []
     for s in sorted({sp.seed for sp in specs}):
         losses = {}
@@ -185,9 +274,9 @@ def token_gaps(task, specs: list[RunSpec], runs_dir: Path, myopic: str, train: T
                 return {"skipped": f"checkpoint {ckpt} did not load: {str(e).splitlines()[0]}"}
             model.eval()
             total = torch.zeros(task.vocab_size, dtype=torch.float64)
-            for x, y in batches:
+            for (x, y), keep in zip(batches, scored):
                 loss = task.loss(default_forward(model, x, GradientPolicy()), y).double()  # (B, T)
-                total.index_add_(0, y.reshape(-1), loss.reshape(-1))
+                total.index_add_(0, y.reshape(-1)[keep], loss.reshape(-1)[keep])
             losses[name] = total / counts.clamp(min=1)
         per_seed.append(torch.stack([losses["vanilla"], losses[myopic]]))  # (2, V)
     mean = torch.stack(per_seed).mean(0)  # (2, V)

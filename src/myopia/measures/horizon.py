@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from myopia.measures.scaffold import MeasureResult, as_model, as_seeds, as_task, run_measure, trivial_loss
+from myopia.measures.scaffold import MeasureResult, above_trivial, as_model, as_seeds, as_task, run_measure, trivial_loss
 from myopia.policy import GradientPolicy
 from myopia.presets import SYNTHETIC_TRAIN
-from myopia.results import mean_ci95
+from myopia.results import bootstrap_ci, mean_ci95
 from myopia.runs import RunSpec
 from myopia.train import TrainConfig
 
@@ -89,7 +89,7 @@ def horizon_curve(
     out_dir: str | Path = "runs/horizon",
     resume: bool = False,
     overwrite: bool = False,
-    workers: int = 0,
+    workers: int = 1,
     progress: bool = True,
 ) -> HorizonResult:
     """Held-out loss vs gradient horizon on a task, over seeds (default training:
@@ -124,12 +124,14 @@ def horizon_curve(
                 "reach": reach(pol, n_layer, task_obj.seq_len),
                 "loss_per_seed": [r.test_loss for r in res],
                 "loss": mean_ci95([r.test_loss for r in res]),
-                "relative_to_trivial": (sum(r.test_loss for r in res) / len(res)) / triv if triv else None,
+                # loss / trivial per seed, with a bounded (bootstrap) interval: a share cannot go below 0
+                "relative_to_trivial": bootstrap_ci([r.test_loss / triv for r in res]) if triv else None,
                 "per_position": [sum(r.test_loss_per_position[t] for r in res) / len(res) for t in range(T)],
             })
         return HorizonResult(
             task=task_spec, model=model, train=train.to_dict(), seeds=seeds, detach=detach, n_layer=n_layer,
             trivial_loss=triv, horizons=rows, curves={k: r.curve for k, r in runs.items()},
+            warnings=above_trivial(runs, triv),
             note=(f"band horizon h is per attention hop: with {n_layer} layers the loss at j can train computations "
                   f"up to {n_layer}*h positions back; block=c is exact at any depth"),
         )

@@ -20,14 +20,17 @@ that calls :func:`run_measure`, plus one command file (see docs/architecture.md)
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar
 
 import torch
 
-from myopia.results import atomic_write_json, prepare_out_dir, provenance, write_config
-from myopia.runs import RunSpec, run_all
+from myopia import distributed
+from myopia.results import atomic_write_json, make_dir, prepare_out_dir, provenance, write_config
+from myopia.runs import RunSpec, run_all, validate_specs
 from myopia.train import RunResult, held_out_losses
 
 
@@ -37,6 +40,7 @@ class MeasureResult:
     :mod:`myopia.report`), ``provenance`` says what made it."""
 
     measure: ClassVar[str] = ""
+    warnings: list[str] = field(default_factory=list, kw_only=True)  # read before quoting a number
     provenance: dict = field(default_factory=dict, kw_only=True)
 
     def to_dict(self) -> dict:
@@ -55,18 +59,124 @@ def run_measure(
     out_dir: str | Path,
     resume: bool = False,
     overwrite: bool = False,
-    workers: int = 0,
+    workers: int = 1,
     progress: bool = True,
     desc: str | None = None,
-) -> MeasureResult:
-    """Prepare ``out_dir``, write its config, train ``specs``, summarise, write results.json."""
-    out = prepare_out_dir(out_dir, resume=resume, overwrite=overwrite, measure=name)
-    write_config(out, {"measure": name, **config})
-    runs = run_all(specs, out / "runs", workers=workers, progress=progress, desc=desc or name) if specs else {}
+    share: list[RunSpec] | None = None,
+    collect: bool = False,
+) -> MeasureResult | None:
+    """Check the specs, prepare ``out_dir``, write its config, train the specs, summarise and
+    write results.json.
+
+    A measure's runs may be spread over several processes or machines writing into one
+    ``out_dir`` (a shared filesystem): ``share`` trains only those specs (one share of the
+    runs, e.g. one shard of a sweep) and returns None — no summary, no results.json, and a
+    failure never removes the directory another share may be writing into. ``collect``
+    trains nothing: every spec must have finished (:class:`UnfinishedRuns` names the others)
+    and the measure is summarised as if it had trained them itself.
+
+    Nothing already written is lost: every setting, model and file of the specs is checked
+    before a directory is created; ``overwrite`` builds the new result in a sibling
+    directory and swaps it in only once it is complete (a failure leaves the old result
+    untouched); a failure before any run has made progress removes the directory it created.
+    ``workers``: parallel training processes (1: in this process, the default for the
+    Python API so scripts and notebooks need no ``__main__`` guard; 0: one per core).
+    """
+    validate_specs(specs)
+    out = Path(out_dir)
+    if collect:
+        return _collect(name, config, specs, summarize, out)
+    if share is not None:
+        _train_share(name, config, share, out, workers=workers, progress=progress, desc=desc)
+        return None
+    # under torchrun rank 0 prepares the directory and every rank gets its outcome (or its error)
+    work, had_content = distributed.main_first(lambda: _prepare_work_dir(out, name, resume, overwrite))
+    replacing = work != out
+    main = distributed.is_main()
+    try:
+        distributed.main_first(lambda: write_config(work, {"measure": name, **config}))
+        runs = run_all(specs, work / "runs", workers=workers, progress=progress, desc=desc or name) if specs else {}
+        result = summarize(runs, work)
+        result.provenance = provenance()
+        if main:
+            atomic_write_json(work / "results.json", result.to_dict())
+    except BaseException as e:
+        if replacing and main:
+            shutil.rmtree(work, ignore_errors=True)
+            _add_note(e, f"the previous result in {out} is untouched")
+        elif not had_content and main and not _made_progress(out):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    if replacing and main:
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(work, out)
+        shutil.rmtree(old, ignore_errors=True)
+    distributed.barrier()
+    return result
+
+
+def _prepare_work_dir(out: Path, name: str, resume: bool, overwrite: bool) -> tuple[Path, bool]:
+    """(directory the measure writes into, did ``out`` hold something). An overwritten
+    result is built beside the old one (``.NAME.new``) and swapped in when complete."""
+    prepare_out_dir(out, resume=resume, overwrite=overwrite, measure=name)  # checks; creates out if missing
+    had_content = any(out.iterdir())
+    if not (overwrite and had_content):
+        return out, had_content
+    work = out.with_name(f".{out.name}.new")
+    shutil.rmtree(work, ignore_errors=True)  # what an earlier, failed replacement left
+    make_dir(work)
+    return work, had_content
+
+
+class UnfinishedRuns(ValueError):
+    """Collecting a measure whose runs have not all finished."""
+
+
+def _train_share(name: str, config: dict, share: list[RunSpec], out: Path, **run_args) -> None:
+    """Train one share of a measure's runs into ``out`` (created, or resumed: the config must match)."""
+    distributed.main_first(lambda: (prepare_out_dir(out, resume=True, overwrite=False, measure=name),
+                                    write_config(out, {"measure": name, **config})))
+    if share:
+        run_all(share, out / "runs", **run_args)
+    distributed.barrier()
+
+
+def _collect(name: str, config: dict, specs: list[RunSpec], summarize: Summarize, out: Path) -> MeasureResult:
+    """Summarise finished runs without training: the directory must hold this measure's
+    config, and every run its result."""
+    import json
+
+    if not (out / "config.json").is_file():
+        raise UnfinishedRuns(f"{out} holds no {name} to collect (no config.json); train its runs first")
+    distributed.main_first(lambda: write_config(out, {"measure": name, **config}))  # the same config, or refused
+    missing = [s.key for s in specs if not (out / "runs" / s.key / "result.json").is_file()]
+    if missing:
+        raise UnfinishedRuns(
+            f"{len(missing)} of {len(specs)} runs in {out / 'runs'} are not finished: {', '.join(missing)}; "
+            f"train them (the shards that own them), then collect again"
+        )
+    runs = {s.key: RunResult(**json.loads((out / "runs" / s.key / "result.json").read_text())) for s in specs}
     result = summarize(runs, out)
     result.provenance = provenance()
-    atomic_write_json(out / "results.json", result.to_dict())
+    if distributed.is_main():
+        atomic_write_json(out / "results.json", result.to_dict())
+    distributed.barrier()
     return result
+
+
+def _made_progress(out: Path) -> bool:
+    """Did any run of ``out`` finish or checkpoint (worth keeping for --resume)?"""
+    runs = out / "runs"
+    return runs.is_dir() and any(
+        (d / "result.json").exists() or (d / "checkpoint").exists() for d in runs.iterdir() if d.is_dir()
+    )
+
+
+def _add_note(e: BaseException, note: str) -> None:
+    if isinstance(e, (ValueError, OSError, RuntimeError)) and e.args and isinstance(e.args[0], str):
+        e.args = (f"{e.args[0]} ({note})", *e.args[1:])
 
 
 # ------------------------------------------------------------------ argument normalisation
@@ -112,8 +222,18 @@ def as_detach(detach: str | list[str]) -> list[str]:
 def trivial_loss(task, batches: int, batch_size: int) -> tuple[float, list[float]]:
     """Mean and per-position loss of the task's reference predictor on the test batches
     (predict 0 for the window sum; the unigram model for text)."""
-    _, per_pos = held_out_losses(task, task.trivial_loss, split="test", batches=batches, batch_size=batch_size)
-    return sum(per_pos) / len(per_pos), per_pos
+    _, per_pos, mean = held_out_losses(task, task.trivial_loss, split="test", batches=batches, batch_size=batch_size)
+    return mean, per_pos
+
+
+def above_trivial(runs: dict[str, RunResult], trivial: float) -> list[str]:
+    """A warning for every run that ended above the trivial predictor's loss: it learned
+    nothing, and a gap between such runs says nothing about pre-caching."""
+    return [
+        f"run {key} ended at held-out loss {r.test_loss:.4f}, above the trivial loss {trivial:.4f}: it learned "
+        f"nothing; train longer (--steps) or change the learning rate (--lr) before reading its numbers"
+        for key, r in runs.items() if r.test_loss > trivial
+    ]
 
 
 def mean_lists(rows: list[list[float]]) -> list[float]:

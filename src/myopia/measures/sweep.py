@@ -23,6 +23,11 @@ replacement (paired: a seed's vanilla and myopic cells stay together) and everyt
 Cells run through the measure scaffold (parallel worker processes); finished cells are
 reused untouched and interrupted ones resume from their checkpoint. A directory that holds
 a sweep with a different config is refused, never overwritten.
+
+Sharding: ``shard=(i, n)`` (``myopia sweep --shard i/n``) trains the i-th of n shares of the
+cells — a job array on any scheduler, or several machines writing into one ``out_dir`` on a
+shared filesystem — and ``collect=True`` (``--collect``) fits and reports once every cell has
+finished, naming any that has not (:mod:`myopia.measures.shards`).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from myopia.measures.scaffold import MeasureResult, as_seeds, as_task, run_measure, trivial_loss
+from myopia.measures.shards import Share, share_args, train_share
 from myopia.policy import GradientPolicy
 from myopia.presets import SWEEP_TRAIN
 from myopia.results import mean_ci95
@@ -151,16 +157,23 @@ def compute_sweep(
     train: dict | None = None,
     detach: str = "kv",
     out_dir: str | Path = "runs/sweep",
-    workers: int = 0,
+    workers: int = 1,
     progress: bool = True,
-) -> SweepResult:
+    shard: str | tuple[int, int] | None = None,
+    collect: bool = False,
+) -> SweepResult | Share:
     """Run (or resume) the sweep in ``out_dir`` and fit the compute multiplier.
 
     ``train`` overrides fields of :data:`myopia.presets.SWEEP_TRAIN`. Writes ``config.json``
-    and ``results.json``; each cell lives in ``out_dir/runs/<key>/``.
+    and ``results.json``; each cell lives in ``out_dir/runs/<key>/``. ``shard=(i, n)`` (or
+    ``"i/n"``) trains only shard i's cells and returns a :class:`~myopia.measures.shards.Share`; ``collect``
+    trains nothing and fits once every cell has finished (see the module docstring).
     """
     t0 = time.perf_counter()
+    shard = share_args(shard, collect)
     sizes = list(sizes)
+    for size in sizes:
+        size_shape(size)  # names a malformed size before counting them
     if len(sizes) < 2:
         raise ValueError(f"a sweep needs at least 2 model sizes to fit loss against compute, got {sizes}; use --sizes")
     if len(set(sizes)) != len(sizes):
@@ -192,9 +205,12 @@ def compute_sweep(
         return summarize_sweep(runs, specs, budgets, sizes, seeds, {"measure": "sweep", **config}, triv,
                                tokens_per_step, t0)
 
+    if shard is not None:
+        cost = {s.key: budgets[s.extra["size"]]["compute"] for s in specs}
+        return train_share("sweep", config, specs, cost, shard, out_dir, workers=workers, progress=progress)
     # a sweep always resumes: rerunning the same command continues it, another config is refused
     return run_measure("sweep", config, specs=specs, summarize=summarize, out_dir=out_dir, resume=True,
-                       workers=workers, progress=progress, desc="sweep")
+                       workers=workers, progress=progress, desc="sweep", collect=collect)
 
 
 def summarize_sweep(runs, specs, budgets, sizes, seeds, config, triv, tokens_per_step, t0) -> SweepResult:

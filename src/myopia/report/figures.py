@@ -54,6 +54,12 @@ def _sweep(r, out: Path) -> list[Path]:
     return plot_sweep(r, out)
 
 
+def _consequences(r, out: Path) -> list[Path]:
+    from myopia.report.consequences_plots import plot_consequences
+
+    return [plot_consequences(r, out / "consequences.png")]
+
+
 def _probe(r, out: Path) -> list[Path]:
     from myopia.report.probe_plots import plot_feature, plot_future_tokens
 
@@ -65,13 +71,21 @@ def _probe(r, out: Path) -> list[Path]:
     return paths
 
 
+def _model_series(r, out: Path) -> list[Path]:
+    from myopia.report.model_series_plots import plot_model_series
+
+    return plot_model_series(r, out)
+
+
 FIGURES: dict[str, Callable[[SimpleNamespace, Path], list[Path]]] = {
     "gap": _gap,
     "horizon": _horizon,
     "bonus": _bonus,
     "decompose": _decompose,
     "sweep": _sweep,
+    "consequences": _consequences,
     "probe": _probe,
+    "model_series": _model_series,
 }
 
 
@@ -79,8 +93,10 @@ def draw(result, out_dir: str | Path) -> list[Path]:
     """Write the figures of ``result`` (a measure's result, or its ``results.json`` as a dict
     with its ``measure`` name) into ``out_dir``; returns their paths (none for a measure
     without figures)."""
+    from myopia import distributed
+
     data = result if isinstance(result, dict) else result.to_dict()
     fn = FIGURES.get(data.get("measure", ""))
-    if fn is None:
+    if fn is None or not distributed.is_main():  # under torchrun rank 0 draws
         return []
     return fn(SimpleNamespace(**data), Path(out_dir))
