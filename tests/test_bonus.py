@@ -283,7 +283,7 @@ def test_bonus_python_default_equals_the_command(tmp_path):
     from myopia.measures.bonus import load_theta0
 
     gap = tmp_path / "gap"
-    assert main(["gap", "--task", "precache", "--seq-len", "8", "--seeds", "1", "--steps", "2", "--batch-size", "4",
+    assert main(["gap", "--task", "precache-read", "--seq-len", "8", "--seeds", "1", "--steps", "2", "--batch-size", "4",
                  "--n-embd", "16", "--n-head", "2", "--test-batches", "2", "--eval-every", "2", "--workers", "1",
                  "--out", str(gap), "--no-progress"]) == 0
     run = gap / "runs" / "vanilla-seed0"
