@@ -10,8 +10,16 @@ set -euo pipefail
 myopia consequences --out runs/consequences --overwrite --no-progress
 cp runs/consequences/{results.json,config.json,consequences.png} docs/results/consequences/
 
-# myopia demo: the gap table, myopia-demo/{precache,breadcrumbs,text}/results.json, report.html (~4-8 min)
+# myopia demo: the gap table, myopia-demo/{precache,breadcrumbs,text}/results.json, report.html (~4-8 min);
+# docs/results/demo keeps the raw output of the README's demo table
 myopia demo --out myopia-demo
+for t in precache breadcrumbs text; do mkdir -p docs/results/demo/$t && cp myopia-demo/$t/{results.json,config.json,gap.png} docs/results/demo/$t/; done
+# docs/results/probe-precache, docs/results/probe: the feature probe and future-token probes of the
+# demo's precache and text models, each with its causal test (~1 min, ~10 min)
+myopia probe --gap-dir myopia-demo/precache --out runs/probe-precache --overwrite --no-progress
+mkdir -p docs/results/probe-precache && cp runs/probe-precache/{results.json,config.json,probe.png} docs/results/probe-precache/
+myopia probe --gap-dir myopia-demo/text --out runs/probe --overwrite --no-progress
+mkdir -p docs/results/probe && cp runs/probe/{results.json,config.json,probe.png} docs/results/probe/
 # myopia explain: the five held-out text windows where the strictly myopic model loses most (~30 s)
 myopia explain --find 5 --gap-dir myopia-demo/text --out docs/results/explain --overwrite
 # README screenshots docs/img/{report,explain}.png (~15 s; needs Chromium: apt-get install -y chromium)
@@ -55,3 +63,13 @@ cp runs/doc-start-paragraphs/{results.json,config.json,gap.png} docs/results/doc
 # docs/results/sweep-multiplier: the compute multiplier of the committed sweeps (docs/sweep,
 # docs/sweep/hidden) read off the measured curves, no retraining (~20 s)
 python scripts/sweep_multiplier.py docs/results/sweep-multiplier/results.json
+
+# docs/results/breadcrumbs-k8: why the breadcrumbs control keeps window K = 2 — at K = 8 the
+# myopic models learn it too slowly for the demo's budget (~6 min)
+myopia gap --task breadcrumbs --window 8 --detach hidden,kv --seeds 3 --out runs/breadcrumbs-k8 --resume --no-progress
+mkdir -p docs/results/breadcrumbs-k8 && cp runs/breadcrumbs-k8/{results.json,config.json,gap.png} docs/results/breadcrumbs-k8/
+
+# docs/results/precache-read: the former precache preset (K = 2), which vanilla learns by reading
+# the raw past instead of pre-caching (feature probe R² per model in results.json; ~4 min)
+myopia gap --task precache-read --detach kv --seeds 3 --out runs/precache-read --resume --no-progress
+mkdir -p docs/results/precache-read && cp runs/precache-read/{results.json,config.json,gap.png} docs/results/precache-read/

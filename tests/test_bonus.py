@@ -182,7 +182,7 @@ def test_bonus_gradient_equals_bruteforce_hf(tmp_path, family, detach):
 def test_bonus_measure_on_builtin_gpt(tmp_path):
     from myopia.data import make_task
 
-    task = make_task("precache", seq_len=8)
+    task = make_task("precache-read", seq_len=8)
     torch.manual_seed(0)
     theta0 = GPT(GPTConfig(block_size=8, n_in=task.n_in, n_out=task.n_out, n_layer=2, n_head=2, n_embd=16))
     cfg = TrainConfig(steps=3, batch_size=4, eval_every=3, test_batches=3, warmup_steps=1, lr=1e-3)
@@ -259,14 +259,14 @@ def test_bonus_command_on_hf_model_and_gap_run(tmp_path, monkeypatch):
     assert {"base_loss", "bonus_loss"} <= r.keys() and {"mean", "ci95"} <= r["bonus"].keys()
 
     gap = tmp_path / "gap"
-    assert main(["gap", "--task", "precache", "--seq-len", "8", "--seeds", "1", "--steps", "2", "--batch-size", "4",
+    assert main(["gap", "--task", "precache-read", "--seq-len", "8", "--seeds", "1", "--steps", "2", "--batch-size", "4",
                  "--n-embd", "16", "--n-head", "2", "--test-batches", "2", "--eval-every", "2", "--workers", "1",
                  "--out", str(gap), "--no-progress"]) == 0
     rc = main(["bonus", "--model", str(gap / "runs" / "vanilla-seed0"), "--out", str(tmp_path / "b2"),
                "--steps", "2", "--batch-size", "4", "--test-batches", "2", "--eval-every", "2", "--no-progress"])
     assert rc == 0
     r = json.loads((tmp_path / "b2" / "results.json").read_text())
-    assert r["model"]["kind"] == "gpt" and r["task"]["name"] == "precache"
+    assert r["model"]["kind"] == "gpt" and r["task"]["name"] == "precache-read"
 
 
 def test_bonus_command_bad_input(tmp_path, capsys):
@@ -283,7 +283,7 @@ def test_bonus_python_default_equals_the_command(tmp_path):
     from myopia.measures.bonus import load_theta0
 
     gap = tmp_path / "gap"
-    assert main(["gap", "--task", "precache", "--seq-len", "8", "--seeds", "1", "--steps", "2", "--batch-size", "4",
+    assert main(["gap", "--task", "precache-read", "--seq-len", "8", "--seeds", "1", "--steps", "2", "--batch-size", "4",
                  "--n-embd", "16", "--n-head", "2", "--test-batches", "2", "--eval-every", "2", "--workers", "1",
                  "--out", str(gap), "--no-progress"]) == 0
     run = gap / "runs" / "vanilla-seed0"

@@ -46,7 +46,7 @@ class Float64Task:
     """The precache task with float64 inputs and targets (a float64 model trains on it)."""
 
     def __init__(self):
-        self.task = make_task("precache", seq_len=8)
+        self.task = make_task("precache-read", seq_len=8)
 
     def __getattr__(self, name):
         return getattr(self.task, name)

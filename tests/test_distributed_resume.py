@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-GAP = ["gap", "--task", "precache", "--seq-len", "8", "--seeds", "1", "--steps", "60", "--batch-size", "4",
+GAP = ["gap", "--task", "precache-read", "--seq-len", "8", "--seeds", "1", "--steps", "60", "--batch-size", "4",
        "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--warmup-steps", "2", "--eval-every", "20",
        "--eval-batches", "1", "--test-batches", "2", "--checkpoint-every", "3", "--workers", "1", "--no-progress"]
 

@@ -20,7 +20,7 @@ SCRIPT = """
 import sys, torch
 torch.set_num_threads(1)
 from myopia import GPT, GPTConfig, GradientPolicy, TrainConfig, make_task, train
-task = make_task("precache", seq_len=8)
+task = make_task("precache-read", seq_len=8)
 torch.manual_seed(0)
 model = GPT(GPTConfig(block_size=8, n_in=2, n_out=1, n_layer=1, n_head=2, n_embd=16))
 cfg = TrainConfig(steps=90, batch_size=4, eval_every=30, eval_batches=1, test_batches=2, checkpoint_every=3,
@@ -66,7 +66,7 @@ def test_sigkill_at_several_moments_then_resume_gives_the_uninterrupted_numbers(
 def _checkpointed_run(tmp_path) -> Path:
     from myopia import GPT, GPTConfig, GradientPolicy, TrainConfig, make_task, train
 
-    task = make_task("precache", seq_len=8)
+    task = make_task("precache-read", seq_len=8)
     model = GPT(GPTConfig(block_size=8, n_in=2, n_out=1, n_layer=1, n_head=2, n_embd=16))
     cfg = TrainConfig(steps=6, batch_size=4, eval_every=6, eval_batches=1, test_batches=1, checkpoint_every=3,
                       warmup_steps=1)

@@ -16,12 +16,7 @@ from myopia.model import GPT, GPTConfig
 from myopia.probes import ConceptEraser
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_skip_bigram_baseline_matches_counting_by_hand():
@@ -56,6 +51,25 @@ def test_skip_bigram_baseline_matches_counting_by_hand():
         assert scores["bigram_ce"] == pytest.approx(float(torch.stack(want).mean()), rel=1e-12)
         assert scores["unigram_ce"] == pytest.approx(float(torch.stack(want_uni).mean()), rel=1e-12)
         assert nll.shape == (12, T - K + 1)
+
+
+def test_vocabulary_probe_gives_each_class_the_probe_probability():
+    """The export for `myopia explain`: logits over the whole vocabulary on the raw state,
+    whose softmax summed over each class is the class probe's softmax."""
+    from myopia.measures.probe import vocabulary_probe
+    from myopia.probes import LinearProbe, Standardizer
+
+    g = torch.Generator().manual_seed(0)
+    V, C = 9, 5
+    classes = TokenClasses.from_counts(torch.rand(V, generator=g, dtype=torch.float64), 4)  # 4 tokens + other
+    probe = LinearProbe("softmax", Standardizer(torch.randn(C, generator=g), torch.rand(C, generator=g) + 0.5),
+                        torch.randn(C, 5, generator=g), torch.randn(5, generator=g), 0.1, 0.0)
+    h = torch.randn(7, C, generator=g)
+    vocab = vocabulary_probe(probe, classes)
+    assert vocab["weight"].shape == (V, C) and vocab["bias"].shape == (V,)
+    p_vocab = torch.softmax(h @ vocab["weight"].T + vocab["bias"], -1)  # (7, V)
+    per_class = torch.zeros(7, 5).index_add_(1, classes.class_of, p_vocab)
+    torch.testing.assert_close(per_class, torch.softmax(probe.predict(h), -1), rtol=1e-5, atol=1e-6)
 
 
 def test_batched_erasure_equals_one_sequence_at_a_time():
@@ -132,11 +146,16 @@ def test_probe_command_on_gap_dir_checkpoint_and_hf_model(tmp_path, monkeypatch)
     tensors = load_file(str(out / "probes" / "vanilla-seed0.safetensors"))
     meta = json.loads((out / "probes" / "vanilla-seed0.json").read_text())
     assert meta["classes"]["ids"] == tensors["classes.ids"].tolist()
-    from myopia.measures.probe import TokenClasses as TC, probe_splits
+    assert meta["result"] == r["runs"]["vanilla-seed0"]  # what --resume reuses
+    # the same probes over the whole vocabulary, in the form `myopia explain --probes` reads
+    assert {(e["offset"], e["layer"]) for e in meta["probes"]} == {(k, l) for k in (1, 2) for l in (0, 1)}
+    vocab = load_file(str(out / "probes" / meta["probes"][0]["file"]))
+    from myopia.measures.probe import probe_splits
     from myopia.runs import load_checkpoint_model
 
     cfg = json.loads((gap / "config.json").read_text())
     task = make_task(**cfg["task"])
+    assert vocab["weight"].shape == (task.vocab_size, 16) and vocab["bias"].shape == (task.vocab_size,)
     model = load_checkpoint_model(gap / "runs" / "vanilla-seed0" / "checkpoint" / "model.safetensors", cfg["model"], task)
     splits = probe_splits(task, {**r["settings"]})
     h = layer_states(model, splits["test"][0], 16)[1][:, : 16 - 2 + 1]  # positions 0..T-K
@@ -147,6 +166,15 @@ def test_probe_command_on_gap_dir_checkpoint_and_hf_model(tmp_path, monkeypatch)
     z = class_of[splits["test"][1][:, 1: 1 + 16 - 2 + 1]]
     ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), z.reshape(-1))
     assert float(ce) == pytest.approx(r["runs"]["vanilla-seed0"]["future_token"]["2"]["1"]["ce"], rel=1e-4)
+
+    # a stopped measurement resumes: models already probed are kept, the others are probed
+    kept = (out / "probes" / "vanilla-seed0.safetensors").stat().st_mtime_ns
+    (out / "results.json").unlink()
+    (out / "probes" / "myopic-seed1.json").unlink()
+    assert main(["probe", "--gap-dir", str(gap), "--out", str(out), "--resume", *SETTINGS]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["runs"] == r["runs"] and again["models"] == r["models"]
+    assert (out / "probes" / "vanilla-seed0.safetensors").stat().st_mtime_ns == kept
 
     # one run of the built-in GPT; then an HF model directory with a text file
     assert main(["probe", "--checkpoint", str(gap / "runs" / "myopic-seed1"), "--out", str(tmp_path / "one"),
@@ -194,3 +222,17 @@ def test_probe_command_bad_input(tmp_path, capsys):
     rc = main(["probe", "--model", str(tmp_path / "x"), "--out", str(tmp_path / "o")])
     assert rc == 2 and "--data" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_gap_finding_and_table_show_the_feature_probe_per_seed():
+    from myopia.report.findings import finding
+
+    stat = {"mean": 0.3, "ci95": [0.2, 0.4], "n": 2, "std": 0.01}
+    data = {"task": {"name": "precache"}, "trivial_loss": 1.0, "vanilla_loss": [0.02, 0.04],
+            "variants": {"kv": {"policy": "myopic", "myopic_loss": [0.99, 1.0], "gap": stat}},
+            "feature_r2": {"vanilla": {"per_seed": [{"1": 0.951}, {"1": 0.97}]},
+                           "myopic": {"per_seed": [{"1": 0.004}, {"1": -0.01}]}}}
+    assert finding("gap", data).endswith(
+        "The probe for the task's feature after block 1 (held-out R², per seed): vanilla 0.95/0.97, "
+        "strict myopia (kv) 0.00/-0.01.")
+    assert "The probe" not in finding("gap", {k: v for k, v in data.items() if k != "feature_r2"})

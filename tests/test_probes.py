@@ -14,18 +14,12 @@ import pytest
 from myopia.model import GPT, GPTConfig
 from myopia.policy import GradientPolicy
 from myopia.probes import (
-    ConceptEraser, Standardizer, at_positions, edit_residual, edited_output, fit_eraser, fit_ridge, fit_softmax,
+    ConceptEraser, Standardizer, at_positions, edited_output, fit_eraser, fit_ridge, fit_softmax,
     hidden_states, r2_score, softmax_loss,
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny problems: thread start-up would dominate (and crawl on a shared machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def toy_regression(n=300, c=5, seed=0):

@@ -57,21 +57,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-FEATURE_LAYER = "1"  # the table's probe: the state after block 1, where a pre-cached feature must be for block 2 to read it
-
-
 def format_gap_table(results: list) -> str:
     """task | vanilla | myopic | trivial | gap [95% CI], losses as mean over seeds (and / trivial);
     with a known task feature, its probe R² after block 1 per seed, for vanilla and myopic."""
-    from myopia.report.findings import gap_rows, share_text
+    from myopia.report.findings import feature_r2_text, gap_rows, share_text
 
     probed = any(getattr(r, "feature_r2", None) for r in results)
     head = ("task", "policy", "vanilla", "myopic", "trivial", "gap [95% CI]")
     rows = [head + (("R² vanilla", "R² myopic") if probed else ())]
 
     def r2(r, policy: str) -> str:
-        per_seed = getattr(r, "feature_r2", {}).get(policy, {}).get("per_seed")
-        return "/".join(f"{row[FEATURE_LAYER]:.2f}" for row in per_seed) if per_seed else "-"
+        return feature_r2_text({"feature_r2": getattr(r, "feature_r2", None)}, policy)
 
     for r in results:
         for row in gap_rows(r):

@@ -48,7 +48,9 @@ def add_cli(sub) -> None:
                        help=f"{SETTING_HELP[name]} (default: {default})")
     p.add_argument("--no-causal", action="store_true", help="probes only, no erasure test")
     p.add_argument("--out", default="runs/probe", help="output directory (default: runs/probe)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="continue a stopped measurement (models already probed are kept)")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     add_run_args(p, workers=False)
     p.set_defaults(func=run)
 
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         gap_dir=args.gap_dir, checkpoint=args.checkpoint, model=args.model, data=args.data, seq_len=args.seq_len,
         tokenizer=args.tokenizer, trust_remote_code=args.trust_remote_code,
         **{name: getattr(args, name) for name in PROBE}, causal=not args.no_causal, out_dir=args.out,
-        overwrite=args.overwrite, progress=not args.no_progress,
+        resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
     )
     draw(r, args.out)
     print(format_probe_table(r))

@@ -113,8 +113,19 @@ class WindowSumTask:
 
 
 PRESETS = {
-    # CPU scale: vanilla learns within a couple of minutes on 2 cores.
-    "precache": dict(name="precache", seq_len=16, a=3.0, window=2, shift=1, p=1.0),
+    # CPU scale (the demo's tasks: 1500 steps of 32 sequences, a 2-layer, 4-head GPT).
+    # precache, K = 8: too wide a window for the model to read the raw inputs and compute the
+    # sum after reading, so vanilla learns it by pre-caching — every seed computes sin(a x_t)
+    # at t (probe R² >= 0.95 after block 1), which the demo table shows.
+    "precache": dict(name="precache", seq_len=16, a=3.0, window=8, shift=1, p=1.0),
+    # precache-read, K = 2: vanilla learns it too, but by reading x_{t-1}, x_{t-2} with two
+    # heads and computing the feature *after* reading (probe R² of sin(a x_t) at t ~ 0): a
+    # model needs no pre-caching when it can read the raw past.
+    "precache-read": dict(name="precache-read", seq_len=16, a=3.0, window=2, shift=1, p=1.0),
+    # breadcrumbs, K = 2: the control. A myopic model's only reason to compute sin(a x_t) at t
+    # is the present term of the sum, 1/K of the signal vanilla gets; at K = 8 the paper's
+    # variant is at 33-35% of the trivial loss after 1500 steps (docs/results/breadcrumbs-k8),
+    # at K = 2 it learns within the budget.
     "breadcrumbs": dict(name="breadcrumbs", seq_len=16, a=3.0, window=2, shift=0, p=1.0),
     # The paper's setting (needs GPU-scale training, ~30M sequences).
     "precache-paper": dict(name="precache-paper", seq_len=64, a=10.0, window=10, shift=1, p=1.0),

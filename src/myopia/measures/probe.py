@@ -42,13 +42,16 @@ from myopia.presets import PROBE
 from myopia.probes import (
     LinearProbe, at_positions, edit_residual, fit_eraser, fit_ridge, fit_softmax, hidden_states, n_layers, r2_score,
 )
-from myopia.results import mean_ci95
+from myopia.results import atomic_write_json, mean_ci95
 
 # A target counts as *decodable* when the probe beats the skip-bigram baseline (tokens: the
 # CI of the cross-entropy gain lies above 0) or explains half the variance (features,
 # R² >= 0.5); as *used* when erasing it raises the loss (CI above 0) by at least 1% of the
 # loss at the positions that need it — smaller effects are real but do not carry the task.
 FEATURE_DECODABLE_R2 = 0.5
+# Future-token probes are also written over the whole vocabulary, in the form `myopia explain
+# --probes` reads (myopia.explain.PROBES_CONTRACT), when that is small: (V, C) per probe.
+EXPLAIN_MAX_VOCAB = 4096
 USED_MIN_RELATIVE = 0.01
 ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)  # skip-bigram smoothing toward the unigram, chosen on val
 
@@ -267,6 +270,7 @@ def probe_model(model, task, splits: dict, settings: dict, *, classes: TokenClas
                 }
                 tensors.update(probe.tensors(f"future_token.k{k}.layer{layer}"))
                 meta["lam"][f"future_token.k{k}.layer{layer}"] = probe.lam
+                meta.setdefault("token_probes", {})[(k, layer)] = probe
                 if causal:
                     eraser = fit_eraser(flat(hid["train"][layer], window), F.one_hot(z["train"], classes.n))
                     delta, positions = erase_test(layer, eraser, n_pos)
@@ -345,6 +349,30 @@ def verdicts(entry: dict) -> dict:
 DISAGREE = ("decodable, not used", "used, not decodable")
 
 
+def _by_cell(entries: list[dict], section: str) -> dict:
+    """target -> layer -> [that cell of every entry]."""
+    return {target: {layer: [e[section][target][layer] for e in entries] for layer in by_layer}
+            for target, by_layer in entries[0][section].items()}
+
+
+def _token_cell(cells: list[dict]) -> dict:
+    ce = mean_ci95([c["ce"] for c in cells])
+    top1 = mean_ci95([c["top1"] for c in cells], bounds=(0.0, 1.0))
+    return {"ce": ce["mean"], "ce_ci95": ce["ci95"], "top1": top1["mean"], "top1_ci95": top1["ci95"],
+            "gain_over_bigram": mean_ci95([c["gain_over_bigram"]["mean"] for c in cells])}
+
+
+def _causal_cell(cells: list[dict]) -> dict:
+    eff = mean_ci95([c["effect"] for c in cells])
+    ref = sum(c["clean_loss"] for c in cells) / len(cells)
+    cell = {"effect": eff["mean"], "ci95": eff["ci95"], "n": eff["n"], "relative": eff["mean"] / ref if ref > 0 else None,
+            "clean_loss": ref, "erased_rank": max(c["erased_rank"] for c in cells)}
+    for part in ("present", "future"):
+        if part in cells[0]:
+            cell[part] = mean_ci95([c[part]["mean"] for c in cells])
+    return cell
+
+
 def aggregate(entries: list[dict]) -> dict:
     """One entry per trained model (seeds) -> means with 95% CIs over seeds. One entry is
     returned as it is (its CIs are over held-out sequences)."""
@@ -353,17 +381,8 @@ def aggregate(entries: list[dict]) -> dict:
     first = entries[0]
     out: dict = {"n_seeds": len(entries)}
     if "future_token" in first:
-        out["future_token"] = {}
-        for k, by_layer in first["future_token"].items():
-            out["future_token"][k] = {}
-            for layer in by_layer:
-                cells = [e["future_token"][k][layer] for e in entries]
-                ce = mean_ci95([c["ce"] for c in cells])
-                top1 = mean_ci95([c["top1"] for c in cells], bounds=(0.0, 1.0))
-                out["future_token"][k][layer] = {
-                    "ce": ce["mean"], "ce_ci95": ce["ci95"], "top1": top1["mean"], "top1_ci95": top1["ci95"],
-                    "gain_over_bigram": mean_ci95([c["gain_over_bigram"]["mean"] for c in cells]),
-                }
+        out["future_token"] = {k: {layer: _token_cell(cells) for layer, cells in by_layer.items()}
+                               for k, by_layer in _by_cell(entries, "future_token").items()}
         out["baseline"] = first["baseline"]  # the same text for every seed
     if "feature_r2" in first:
         stats = {layer: mean_ci95([e["feature_r2"][layer] for e in entries], bounds=(float("-inf"), 1.0))
@@ -371,20 +390,8 @@ def aggregate(entries: list[dict]) -> dict:
         out["feature_r2"] = {layer: s["mean"] for layer, s in stats.items()}
         out["feature_r2_ci95"] = {layer: s["ci95"] for layer, s in stats.items()}
     if "causal" in first:
-        out["causal"] = {}
-        for target, by_layer in first["causal"].items():
-            out["causal"][target] = {}
-            for layer in by_layer:
-                cells = [e["causal"][target][layer] for e in entries]
-                eff = mean_ci95([c["effect"] for c in cells])
-                ref = sum(c["clean_loss"] for c in cells) / len(cells)
-                cell = {"effect": eff["mean"], "ci95": eff["ci95"], "n": eff["n"],
-                        "relative": eff["mean"] / ref if ref > 0 else None, "clean_loss": ref,
-                        "erased_rank": max(c["erased_rank"] for c in cells)}
-                for part in ("present", "future"):
-                    if part in cells[0]:
-                        cell[part] = mean_ci95([c[part]["mean"] for c in cells])
-                out["causal"][target][layer] = cell
+        out["causal"] = {target: {layer: _causal_cell(cells) for layer, cells in by_layer.items()}
+                         for target, by_layer in _by_cell(entries, "causal").items()}
     out["verdicts"] = verdicts(out)
     return out
 
@@ -413,6 +420,27 @@ def gap_models(gap_dir: Path) -> tuple[dict, dict, list[tuple[str, str, object]]
     return cfg["task"], cfg["model"], out
 
 
+def vocabulary_probe(probe: LinearProbe, classes: TokenClasses) -> dict[str, torch.Tensor]:
+    """A class probe as logits over the whole vocabulary, acting on the raw state:
+    ``{"weight": (V, C), "bias": (V,)}``. The standardisation is folded into the weights; a
+    token outside the classes gets the "other" logit minus log(number of such tokens), so
+    the softmax over the vocabulary gives each class the probe's probability."""
+    w = probe.weight / probe.standardizer.scale.unsqueeze(1)  # (C, n) on the raw state
+    b = probe.bias - probe.standardizer.mean @ w  # (n,)
+    cls = classes.class_of  # (V,)
+    n_other = int((cls == len(classes.ids)).sum())
+    bias = b[cls] - (torch.log(torch.tensor(float(n_other))) * (cls == len(classes.ids))) if n_other else b[cls]
+    return {"weight": w.T[cls].contiguous().float(), "bias": bias.float()}
+
+
+def run_name(path: Path) -> str:
+    """A model's name in results: its directory (a run's, for a checkpoint file or folder)."""
+    p = path.expanduser().resolve()
+    if p.is_file():
+        p = p.parent
+    return p.parent.name if p.name == "checkpoint" else p.name
+
+
 def future_token_probes(
     *,
     gap_dir: str | Path | None = None,
@@ -431,6 +459,7 @@ def future_token_probes(
     batch_size: int = PROBE["batch_size"],
     causal: bool = True,
     out_dir: str | Path = "runs/probe",
+    resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
 ) -> ProbeResult:
@@ -439,7 +468,9 @@ def future_token_probes(
     Exactly one of ``gap_dir`` (a ``myopia gap`` output: vanilla and each myopic variant,
     over seeds), ``checkpoint`` (a run of the built-in GPT) or ``model`` (a local HF model
     directory; ``data`` a text file) names the models. Writes ``results.json``,
-    ``config.json`` and ``probes/NAME.safetensors`` + ``probes/NAME.json`` to ``out_dir``.
+    ``config.json`` and ``probes/NAME.safetensors`` + ``probes/NAME.json`` to ``out_dir``;
+    a model's JSON (written last) holds its result too, so ``resume=True`` continues a
+    killed measurement from the models already probed.
     """
     if sum(v is not None for v in (gap_dir, checkpoint, model)) != 1:
         raise ValueError("name the models to probe with exactly one of --gap-dir, --checkpoint or --model")
@@ -466,7 +497,7 @@ def future_token_probes(
         loaded, task_spec, info, _ = load_theta0(checkpoint if checkpoint is not None else model, data=data,
                                                  seq_len=seq_len, tokenizer=tokenizer,
                                                  trust_remote_code=trust_remote_code)
-        name = Path(checkpoint if checkpoint is not None else model).resolve().name
+        name = run_name(Path(checkpoint if checkpoint is not None else model))
         members = [(name, name, None)]
         source = {"kind": "checkpoint" if checkpoint is not None else "hf", "path": info.get("checkpoint", info.get("path"))}
 
@@ -499,21 +530,35 @@ def future_token_probes(
 
         per_run, by_name, n_layer = {}, {}, 0
         for name, key, ckpt in tqdm(members, desc="probe", disable=not progress):
-            seed = int(key.rsplit("seed", 1)[1]) if "-seed" in key else 0
-            m = load(ckpt, seed)
-            n_layer = n_layers(m)
-            entry, tensors, meta = probe_model(m, task, splits, settings, classes=cls, baselines=baselines,
-                                               causal=causal)
-            if cls is not None:
-                tensors["classes.ids"] = cls.ids
-            save_file({k: v.detach().contiguous().float() if v.is_floating_point() else v.contiguous()
-                       for k, v in tensors.items()}, str(probes_dir / f"{key}.safetensors"))
-            (probes_dir / f"{key}.json").write_text(json.dumps({
-                "model": name, "run": key, "n_layer": n_layer, "k_max": k_max, "classes": class_info,
-                "layers": "0 = embeddings, l = after block l, n_layer = after the final norm",
-                "probe": "prediction = ((h - mean) / scale) @ weight + bias (logits over the classes; the feature)",
-                "eraser": "h' = h - (h - mean) @ proj.T", "penalties": meta["lam"],
-            }, indent=2) + "\n")
+            sidecar = probes_dir / f"{key}.json"
+            if resume and sidecar.is_file() and (probes_dir / f"{key}.safetensors").is_file():
+                done = json.loads(sidecar.read_text())  # a model probed before the measurement was stopped
+                entry, n_layer = done["result"], done["n_layer"]
+            else:
+                seed = int(key.rsplit("seed", 1)[1]) if "-seed" in key else 0
+                m = load(ckpt, seed)
+                n_layer = n_layers(m)
+                entry, tensors, meta = probe_model(m, task, splits, settings, classes=cls, baselines=baselines,
+                                                   causal=causal)
+                if cls is not None:
+                    tensors["classes.ids"] = cls.ids
+                save_file({k: v.detach().contiguous().float() if v.is_floating_point() else v.contiguous()
+                           for k, v in tensors.items()}, str(probes_dir / f"{key}.safetensors"))
+                explain = []
+                if cls is not None and len(cls.class_of) <= EXPLAIN_MAX_VOCAB:
+                    for (k, layer), probe in meta.get("token_probes", {}).items():
+                        file = f"{key}/k{k}.layer{layer}.safetensors"
+                        (probes_dir / key).mkdir(exist_ok=True)
+                        save_file(vocabulary_probe(probe, cls), str(probes_dir / file))
+                        explain.append({"model": key, "layer": layer, "offset": k, "file": file})
+                atomic_write_json(sidecar, {
+                    "model": name, "run": key, "n_layer": n_layer, "k_max": k_max, "classes": class_info,
+                    "layers": "0 = embeddings, l = after block l, n_layer = after the final norm",
+                    "probe": "prediction = ((h - mean) / scale) @ weight + bias (logits over the classes; the feature)",
+                    "eraser": "h' = h - (h - mean) @ proj.T", "penalties": meta["lam"],
+                    "probes": explain,  # the same token probes over the vocabulary, for `myopia explain --probes`
+                    "result": entry,
+                })
             per_run[key] = entry
             by_name.setdefault(name, []).append(entry)
         models = {name: {**aggregate(entries), "runs": [k for n, k, _ in members if n == name]}
@@ -522,5 +567,5 @@ def future_token_probes(
                            models=models, runs=per_run if gap_dir is not None else {}, classes=class_info)
 
     config = {"source": source, "task": task_spec, "settings": settings}
-    return run_measure("probe", config, specs=[], summarize=summarize, out_dir=out_dir, overwrite=overwrite,
-                       progress=progress)
+    return run_measure("probe", config, specs=[], summarize=summarize, out_dir=out_dir, resume=resume,
+                       overwrite=overwrite, progress=progress)

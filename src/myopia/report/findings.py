@@ -61,6 +61,12 @@ def _ci_state(stat: dict) -> str:
 
 
 def gap_finding(data: dict) -> str:
+    """What a gap measurement found (:func:`gap_verdict`), with the feature probe's R² when
+    the task has a known feature."""
+    return gap_verdict(data) + feature_clause(data)
+
+
+def gap_verdict(data: dict) -> str:
     """E.g. 'precache: vanilla reaches 5% of the trivial loss, strict myopia (kv) 98% and the
     paper's myopia (hidden) 99% — pre-caching is necessary here: ...'.
 
@@ -89,6 +95,27 @@ def gap_finding(data: dict) -> str:
                 "none": "one seed, no interval"}[s]
         clauses.append(f"{VARIANT_WORDS.get(r['detach'], r['policy'])} is {what} (gap {g['mean']:+.4f} {format_ci(g)})")
     return f"{head} — " + "; ".join(clauses) + "."
+
+
+FEATURE_LAYER = "1"  # the state after block 1: where a pre-cached feature must be for block 2 to read it
+
+
+def feature_r2_text(data: dict, policy: str) -> str:
+    """The feature probe's held-out R² after block 1 of every seed of ``policy``, e.g.
+    '0.95/0.97/0.96'; '-' when the task has no known feature."""
+    per_seed = (data.get("feature_r2") or {}).get(policy, {}).get("per_seed")
+    return "/".join(f"{row[FEATURE_LAYER]:.2f}" for row in per_seed) if per_seed else "-"
+
+
+def feature_clause(data: dict) -> str:
+    """' The probe for the task's feature after block 1 (held-out R², per seed): vanilla
+    0.95/0.97/0.96, strict myopia (kv) 0.00/...' — empty when the task has no known feature."""
+    if "vanilla" not in (data.get("feature_r2") or {}):
+        return ""
+    names = [("vanilla", "vanilla")] + [(var["policy"], VARIANT_WORDS.get(d, var["policy"]))
+                                        for d, var in data.get("variants", {}).items()]
+    parts = [f"{label} {feature_r2_text(data, policy)}" for policy, label in names]
+    return " The probe for the task's feature after block 1 (held-out R², per seed): " + ", ".join(parts) + "."
 
 
 def horizon_finding(data: dict) -> str:
