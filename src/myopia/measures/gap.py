@@ -70,6 +70,8 @@ class GapResult(MeasureResult):
     position_gaps: dict = field(default_factory=dict)  # group -> {"positions", run name -> {"gap", "loss", ...}}
     # tasks with a known feature: policy name -> {"per_seed": [{layer: R²}], "mean": {layer: R²}, "ci95": {layer: ..}}
     feature_r2: dict = field(default_factory=dict)
+    # run name -> mean held-out loss over seeds / trivial loss (the "(5%)" of the printed tables)
+    share_of_trivial: dict = field(default_factory=dict)
 
     def relative(self, loss: float) -> float:
         return loss / self.trivial_loss if self.trivial_loss else float("nan")
@@ -175,6 +177,8 @@ def myopia_gap(
             names.append("bigram")
         by_name = {name: [runs[f"{name}-seed{s}"] for s in seeds] for name in names}
         result.accuracy = accuracy_summary(by_name)
+        result.share_of_trivial = {name: result.relative(sum(r.test_loss for r in rs) / len(rs))
+                                   for name, rs in by_name.items()}
         if hasattr(task_obj, "named_positions"):
             result.position_gaps = position_gaps(task_obj.named_positions(), by_name)
         if not task_obj.regression:
