@@ -256,9 +256,17 @@ def run_all(
             for s in specs:
                 results[s.key] = run_one(s, out, progress=(lambda n: bar.update(n)) if bar else False)
             return results
-        ctx = mp.get_context("spawn")
+        # finished runs are read here (a worker process costs seconds to start); the rest train in
+        # workers with the threads a fresh start would give them, so a resumed measure rounds the same
         threads = max(1, (os.cpu_count() or 1) // workers)
-        with ctx.Manager() as manager, ctx.Pool(workers) as pool:
+        for s in specs:
+            if (out / s.key / "result.json").exists():  # what train() returns for a finished run
+                results[s.key] = RunResult(**json.loads((out / s.key / "result.json").read_text()))
+        specs_all, specs = specs, [s for s in specs if s.key not in results]
+        if not specs:
+            return {s.key: results[s.key] for s in specs_all}
+        ctx = mp.get_context("spawn")
+        with ctx.Manager() as manager, ctx.Pool(min(workers, len(specs))) as pool:
             queue = manager.Queue()
             pending = [pool.apply_async(_worker, (s.to_dict(), str(out), threads, queue)) for s in specs]
             started = False
@@ -292,7 +300,7 @@ def run_all(
                     pending[0].wait(0.2)
             pool.close()  # let workers exit on their own (terminate leaks their semaphores)
             pool.join()
-        return {s.key: results[s.key] for s in specs}
+        return {s.key: results[s.key] for s in specs_all}
     finally:
         if bar is not None:
             bar.close()
