@@ -33,6 +33,7 @@ def test_gap_writes_results_with_the_promised_keys(tmp_path, capsys):
     paired = [m - v for m, v in zip(res["myopic_loss"], res["vanilla_loss"])]
     assert res["gap"]["mean"] == pytest.approx(sum(paired) / 2)
     # the printed "(N%)" shares are stored: mean loss over seeds / trivial loss
+    assert res["mean_loss"]["vanilla"] == pytest.approx(sum(res["vanilla_loss"]) / 2)
     assert res["share_of_trivial"]["vanilla"] == pytest.approx(sum(res["vanilla_loss"]) / 2 / res["trivial_loss"])
     assert res["share_of_trivial"]["myopic"] == pytest.approx(sum(res["myopic_loss"]) / 2 / res["trivial_loss"])
     assert (out / "gap.png").stat().st_size > 1000
