@@ -73,3 +73,9 @@ mkdir -p docs/results/breadcrumbs-k8 && cp runs/breadcrumbs-k8/{results.json,con
 # the raw past instead of pre-caching (feature probe R² per model in results.json; ~4 min)
 myopia gap --task precache-read --detach kv --seeds 3 --out runs/precache-read --resume --no-progress
 mkdir -p docs/results/precache-read && cp runs/precache-read/{results.json,config.json,gap.png} docs/results/precache-read/
+
+# docs/results/ddp-check — the README's torchrun command against one process (text, 100 steps;
+# ~45 s and ~80 s wall on 2 cores shared with other jobs)
+torchrun --nproc_per_node=2 -m myopia.cli gap --task text --seeds 1 --steps 100 --eval-every 50 --no-progress --out runs/ddp-check/torchrun --overwrite
+myopia gap --task text --seeds 1 --steps 100 --eval-every 50 --no-progress --workers 1 --threads 1 --out runs/ddp-check/single --overwrite
+for d in torchrun single; do mkdir -p docs/results/ddp-check/$d && cp runs/ddp-check/$d/{results.json,config.json} docs/results/ddp-check/$d/; done
