@@ -80,3 +80,21 @@ mkdir -p docs/results/precache-read && cp runs/precache-read/{results.json,confi
 torchrun --nproc_per_node=2 -m myopia.cli gap --task text --seeds 1 --steps 100 --eval-every 50 --no-progress --out runs/ddp-check/torchrun --overwrite
 myopia gap --task text --seeds 1 --steps 100 --eval-every 50 --no-progress --workers 1 --threads 1 --out runs/ddp-check/single --overwrite
 for d in torchrun single; do mkdir -p docs/results/ddp-check/$d && cp runs/ddp-check/$d/{results.json,config.json} docs/results/ddp-check/$d/; done
+
+# docs/results/rofin-shape: the shape of Rofin, Naghiyev & Hahn (ICLR 2026: 4 layers, d=128, 4 heads,
+# T=64, 1000 steps, lr 1e-3) on the built-in corpus in bytes, at batch 32 = 1/8 of their tokens per run,
+# strict and paper myopia, 3 seeds (27 min 38 s wall with --workers 2 --threads 1 on 2 cores, load 2-5),
+# then the summary with their published numbers (~2 s)
+myopia gap --task text --seq-len 64 --n-layer 4 --n-embd 128 --n-head 4 --steps 1000 --batch-size 32 --lr 1e-3 --warmup-steps 50 --eval-every 250 --test-batches 16 --seeds 3 --detach kv,hidden --workers 2 --threads 1 --out runs/rofin-shape --overwrite --no-progress
+mkdir -p docs/results/rofin-shape && cp runs/rofin-shape/{results.json,config.json,gap.png} docs/results/rofin-shape/
+python scripts/gap_summary.py docs/results/rofin-shape/summary.json rofin-shape=docs/results/rofin-shape/results.json --reference rofin2026
+
+# docs/results/domain-prose, docs/results/domain-code, docs/results/domain/summary.json: the gap on
+# prose (the built-in docstrings) vs code (the standard library's source) at the demo's text settings,
+# strict and paper myopia, 3 seeds (2 min 17 s and 2 min 8 s wall with --workers 2 --threads 1 on 2
+# cores, load ~5; the first use of stdlib-source also extracts and tokenizes it), then the difference
+# of the gaps with a Welch interval (~2 s)
+myopia gap --task text --data stdlib-docstrings --seq-len 64 --steps 300 --batch-size 32 --lr 3e-3 --warmup-steps 30 --eval-every 100 --test-batches 16 --seeds 3 --detach kv,hidden --workers 2 --threads 1 --out runs/domain-prose --overwrite --no-progress
+myopia gap --task text --data stdlib-source --seq-len 64 --steps 300 --batch-size 32 --lr 3e-3 --warmup-steps 30 --eval-every 100 --test-batches 16 --seeds 3 --detach kv,hidden --workers 2 --threads 1 --out runs/domain-code --overwrite --no-progress
+for d in prose code; do mkdir -p docs/results/domain-$d && cp runs/domain-$d/{results.json,config.json,gap.png} docs/results/domain-$d/; done
+python scripts/gap_summary.py docs/results/domain/summary.json prose=docs/results/domain-prose/results.json code=docs/results/domain-code/results.json
