@@ -95,6 +95,9 @@ def plot_feature(result, path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
+VARIANT_LABELS = {"myopic": "myopic (strict, kv)", "myopic-hidden": "myopic-hidden (paper's, hidden)"}
+
+
 def plot_planning(result, path: str | Path) -> Path:
     """Left: top-1 of the probe for the planned rhyme class at the line break, per layer and
     model (95% CI). Right: the share of greedy lines ending in the steered class when the
@@ -111,10 +114,10 @@ def plot_planning(result, path: str | Path) -> Path:
             ys = [cells[layer][key] for layer in layers]
             cis = [cells[layer].get("ci95") or cells[layer].get("wilson95") for layer in layers]
             err = [[y - c[0] for y, c in zip(ys, cis)], [c[1] - y for y, c in zip(ys, cis)]] if all(cis) else None
-            ax.errorbar(xs, ys, yerr=err, marker="o", color=_color(n), capsize=3, label=n)
+            ax.errorbar(xs, ys, yerr=err, marker="o", color=_color(n), capsize=3, label=VARIANT_LABELS.get(n, n))
         layers = sorted(m["steering"], key=int)
         ax2.plot([int(layer) + shift for layer in layers], [m["steering"][layer]["unsteered"] for layer in layers],
-                 marker="o", mfc="none", ls=":", color=_color(n), label=f"{n}, unsteered")
+                 marker="o", mfc="none", ls=":", color=_color(n), label=f"{VARIANT_LABELS.get(n, n)}, unsteered")
     chance = next(iter(plans.values()))["chance"]
     alpha = next(iter(plans.values()))["alpha"]
     for ax in (ax1, ax2):
