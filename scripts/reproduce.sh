@@ -30,6 +30,11 @@ python scripts/screenshots.py myopia-demo/report.html docs/results/explain/expla
 # at the rhyming ending; strict and paper myopia; transformer-bigram reference (~25 min)
 myopia gap --task planning --detach kv,hidden --baseline bigram --seeds 3 --out runs/planning --resume
 mkdir -p docs/results/planning && cp runs/planning/{results.json,config.json,gap.png} docs/results/planning/
+# docs/results/planning-probe: on those models, the planned rhyme class at the line break — probe
+# top-1 and steering by alpha = 1 class-mean difference at every layer, vanilla / strict / paper myopia
+# (2 min 25 s wall, 4.1 CPU-minutes on 2 cores shared with other jobs)
+myopia probe --gap-dir runs/planning --planning --out runs/planning-probe --overwrite --no-progress
+mkdir -p docs/results/planning-probe && cp runs/planning-probe/{results.json,config.json,planning.png,probe.png} docs/results/planning-probe/
 
 # docs/results/multiply: exact match vs filler tokens, vanilla / strict / paper myopia, 3 seeds (~60 min)
 bash scripts/multiply_fillers.sh

@@ -30,6 +30,9 @@ Why these numbers:
   that occurs), k = 1..3 tokens ahead; the baselines count 2048 training sequences. A
   64-class probe of a 64-wide stream has ~4k weights: 16k positions fit it, and a probe of
   a whole `myopia gap` text directory (9 models, 9 probes each) takes a few CPU minutes.
+* ``PLANNING_STEER_ALPHA`` — ``myopia probe --planning`` steers the state at a line break by
+  alpha · (μ_r' − μ_r), the difference of two class means; alpha = 1 moves a class-r state
+  by exactly the average distance between the classes, the natural unit of that edit.
 * ``SWEEP_TRAIN`` — every optimisation setting of a sweep pinned, so a sweep's config (and
   a resumed directory) does not follow later changes of TrainConfig's defaults; steps,
   eval_every and checkpoint_every are replaced per size by the token budget rule.
@@ -69,6 +72,7 @@ def train_preset(model: dict | None) -> dict:
 
 
 PROBE = dict(k_max=3, classes=64, train_seqs=256, val_seqs=64, test_seqs=256, baseline_seqs=2048, batch_size=64)
+PLANNING_STEER_ALPHA = 1.0  # `myopia probe --planning`: add 1 x (mu_r' - mu_r), i.e. move the state to the class-r' mean
 
 # The demo: two synthetic tasks and the built-in corpus, both myopic variants.
 DEMO_TASKS = ("precache", "breadcrumbs")

@@ -13,7 +13,7 @@ import argparse
 
 from myopia.commands.common import add_run_args, format_table
 from myopia.measures.probe import DISAGREE, future_token_probes
-from myopia.presets import PROBE
+from myopia.presets import PLANNING_STEER_ALPHA, PROBE
 from myopia.report.figures import draw
 from myopia.results import format_ci
 
@@ -47,6 +47,11 @@ def add_cli(sub) -> None:
         p.add_argument("--" + name.replace("_", "-"), type=int, default=default,
                        help=f"{SETTING_HELP[name]} (default: {default})")
     p.add_argument("--no-causal", action="store_true", help="probes only, no erasure test")
+    p.add_argument("--planning", action="store_true",
+                   help="planning tasks: probe the planned rhyme class at the line break and steer it (the share of "
+                   "greedy lines that end in the steered class)")
+    p.add_argument("--steer-alpha", type=float, default=PLANNING_STEER_ALPHA,
+                   help=f"with --planning: add alpha x (mu_r' - mu_r) at the line break (default: {PLANNING_STEER_ALPHA})")
     p.add_argument("--out", default="runs/probe", help="output directory (default: runs/probe)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue a stopped measurement (models already probed are kept)")
@@ -61,12 +66,16 @@ def run(args: argparse.Namespace) -> int:
     r = future_token_probes(
         gap_dir=args.gap_dir, checkpoint=args.checkpoint, model=args.model, data=args.data, seq_len=args.seq_len,
         tokenizer=args.tokenizer, trust_remote_code=args.trust_remote_code,
-        **{name: getattr(args, name) for name in PROBE}, causal=not args.no_causal, out_dir=args.out,
-        resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+        **{name: getattr(args, name) for name in PROBE}, causal=not args.no_causal, planning=args.planning,
+        steer_alpha=args.steer_alpha, out_dir=args.out, resume=args.resume, overwrite=args.overwrite,
+        progress=not args.no_progress,
     )
     draw(r, args.out)
     print(format_probe_table(r))
-    print(f"results: {args.out}/results.json   plot: {args.out}/probe.png   probes: {args.out}/probes/")
+    if r.planning:
+        print(format_planning_table(r))
+    print(f"results: {args.out}/results.json   plot: {args.out}/probe.png{'   planning.png' if r.planning else ''}   "
+          f"probes: {args.out}/probes/")
     return 0
 
 
@@ -95,3 +104,22 @@ def _effect(m: dict, target: str, layer: str) -> str:
 def _verdict(m: dict, target: str, layer: str) -> str:
     v = m.get("verdicts", {}).get(target, {}).get(layer, "")
     return v + (" *" if v in DISAGREE else "")
+
+
+def format_planning_table(r) -> str:
+    """One row per model and layer: the planned class's probe top-1 and the steering share."""
+    rows = [("model", "layer", "class probe top-1 [95% CI]", "ends in steered class [95% CI]", "unsteered",
+             "still own class", "cue names steered class")]
+    for name, m in r.planning.items():
+        for layer, probe in m["probe"].items():
+            s = m["steering"][layer]
+            ci = s.get("ci95") or s["wilson95"]
+            rows.append((name, layer, f"{probe['top1']:.1%} {format_ci(probe, '.1%')}",
+                         f"{s['share']:.1%} [{ci[0]:.1%}, {ci[1]:.1%}]", f"{s['unsteered']:.1%}", f"{s['kept']:.1%}",
+                         "" if s["cue_share"] is None else f"{s['cue_share']:.1%}"))
+    first = next(iter(r.planning.values()))
+    seeds = max(m["n_seeds"] for m in r.planning.values())
+    over = ("probe CI over seeds; steering CI: two-level bootstrap over seeds and lines" if seeds > 1 else
+            "probe CI over held-out sequences; steering CI: Wilson over lines")
+    return format_table(rows) + (f"\n(planned rhyme class at the line break; chance {first['chance']:.0%}; steering adds "
+                                 f"{first['alpha']:g} x (mu_r' - mu_r) there and the model writes line 2 greedily; {over})")

@@ -122,6 +122,15 @@ class PlanningTask:
         r = ending - self.first_rhyme_word
         return self.first_cue + (r if self.cue == "word" else r % self.words_per_class)
 
+    def cue_class(self, ids: torch.Tensor) -> torch.Tensor:
+        """Rhyme class of the word each cue token names (same shape; cue="word" only), -1 for
+        tokens that are not cues: the inverse of :meth:`cue_of` up to the class."""
+        if self.cue != "word":
+            raise ValueError(f"task {self.name}: a cue names a class only with cue='word', not {self.cue!r}")
+        c = ids - self.first_cue
+        is_cue = (c >= 0) & (c < self.n_cues)
+        return torch.where(is_cue, self.word_class(c + self.first_rhyme_word), -1)
+
     # ------------------------------------------------------------------ layout
     @property
     def couplet_len(self) -> int:

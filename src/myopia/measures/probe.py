@@ -17,7 +17,15 @@ For every model and every layer ℓ (numbered as in :mod:`myopia.probes`: 0 = em
   (``future``). Each test sequence is edited at one position (positions taken in turn),
   so the 95% CI is over held-out sequences — over seeds for a gap directory. Every
   (target, layer) gets a verdict; probe and causal test disagree when a target is
-  decodable but not used, or used but not decodable.
+  decodable but not used, or used but not decodable;
+* **planning** (``planning=True``, the ``planning`` tasks only) — at the line break, the
+  rhyme class line 2 will end in: a multinomial probe (top-1 against chance 1/n_classes),
+  and *steering*: the state at the line break of a held-out couplet of class r gets
+  ``alpha * (mu_r' - mu_r)`` added (class means of that state, per couplet, from the
+  probe's training states), the model writes line 2 greedily with the steered state kept,
+  and the share of lines ending in r' is the effect (Wilson 95% interval; over seeds the
+  two-level bootstrap of :func:`myopia.results.proportion_over_seeds`), against the same
+  share without steering and chance.
 
 Data: probes and erasers are fitted on the task's val split; the penalty is chosen on one
 part of the test split and everything is scored on another. Nothing a probe is scored on
@@ -31,6 +39,7 @@ Hugging Face model directory with a text file.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,11 +47,11 @@ import torch
 import torch.nn.functional as F
 
 from myopia.measures.scaffold import MeasureResult, run_measure
-from myopia.presets import PROBE
+from myopia.presets import PLANNING_STEER_ALPHA, PROBE
 from myopia.probes import (
     LinearProbe, at_positions, edit_residual, fit_eraser, fit_ridge, fit_softmax, hidden_states, n_layers, r2_score,
 )
-from myopia.results import atomic_write_json, mean_ci95
+from myopia.results import atomic_write_json, mean_ci95, proportion_over_seeds, wilson95
 
 # A target counts as *decodable* when the probe beats the skip-bigram baseline (tokens: the
 # CI of the cross-entropy gain lies above 0) or explains half the variance (features,
@@ -67,6 +76,7 @@ class ProbeResult(MeasureResult):
     models: dict  # name -> {future_token, baseline, feature_r2, causal, verdicts, runs}
     runs: dict = field(default_factory=dict)  # run key -> the same for one trained model (gap directories)
     classes: dict = field(default_factory=dict)  # token classes of the future-token probes
+    planning: dict = field(default_factory=dict)  # model name -> {probe, steering, ...} (planning tasks, planning=True)
 
 
 # ---------------------------------------------------------------------- data
@@ -295,6 +305,8 @@ def probe_model(model, task, splits: dict, settings: dict, *, classes: TokenClas
     if not entry:
         raise ValueError(f"task {getattr(task, 'name', '?')} has neither tokens nor a known feature to probe")
     entry["verdicts"] = verdicts(entry)
+    if settings.get("planning"):
+        entry["planning"] = planning_entry(model, task, splits, hid, settings)
     return entry, tensors, meta
 
 
@@ -312,6 +324,148 @@ def feature_r2(model, task, settings: dict | None = None) -> dict[str, float]:
     f = {s: task.feature(splits[s][0]).float() for s in splits}
     return {str(layer): r2_score(feature_probe(hid, f, layer).predict(flat(hid["test"][layer])), f["test"].reshape(-1))
             for layer in range(len(hid["train"]))}
+
+
+# ---------------------------------------------------------------------- planning: probe and steering
+def line_break_states(hid: list[torch.Tensor], task, x: torch.Tensor, y: torch.Tensor
+                      ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """The states at every line break of x (B, T), in :meth:`planning_targets` order:
+    ([(N, C) per layer], classes (N,) of the ending line 2 will have, couplet index (N,)),
+    N = B * couplets; ``hid`` holds the states of x at every layer, (B, T, C) each."""
+    pos, classes = task.planning_targets(x, y)
+    return [h[pos[:, 0], pos[:, 1]] for h in hid], classes, torch.arange(len(pos)) % task.couplets
+
+
+def class_means(states: torch.Tensor, classes: torch.Tensor, couplet: torch.Tensor, n_classes: int,
+                n_couplets: int) -> torch.Tensor:
+    """(n_couplets, n_classes, C): the mean state of each class at each couplet's line break.
+
+    Per couplet, because the line breaks sit at different positions: a mean over both would
+    let the difference of two class means carry a position offset wherever the classes are
+    not equally frequent at the two positions."""
+    mu = torch.zeros(n_couplets, n_classes, states.shape[1], dtype=states.dtype)
+    for k in range(n_couplets):
+        for r in range(n_classes):
+            sel = (couplet == k) & (classes == r)
+            if not sel.any():
+                raise ValueError(f"no training couplet {k} of rhyme class {r} for the steering means; "
+                                 f"raise --train-seqs")
+            mu[k, r] = states[sel].mean(0)
+    return mu
+
+
+def steer_targets(classes: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """The class r' each line is steered to: every other class in turn, (r + 1 + i mod (C - 1)) mod C
+    for line i of class r, so each r' != r is used equally often and no line is steered twice."""
+    i = torch.arange(len(classes))
+    return (classes + 1 + i % (n_classes - 1)) % n_classes
+
+
+@torch.no_grad()
+def write_line_two(model, task, x: torch.Tensor, layer: int | None = None, delta: torch.Tensor | None = None,
+                   batch_size: int = PROBE["batch_size"]) -> torch.Tensor:
+    """Line 2 of every couplet of x (B, T) as the model writes it greedily from the line break
+    (the prompt is the true sequence up to and including the line break): (N, line_words)
+    tokens in :meth:`planning_targets` order, the cue first and the ending last. With
+    ``layer`` and ``delta`` (N, C), line i's state at (layer, line break) gets delta[i] added at
+    every forward, so the steered state is kept while the whole line is written."""
+    from myopia.generation import generate
+
+    B, L, n_cp = len(x), task.line_words, task.couplets
+    out = torch.empty(B, n_cp, L, dtype=torch.long)
+    for k, p in enumerate(task.line_break_positions()):
+        for i in range(0, B, batch_size):
+            prompt = x[i: i + batch_size, : p + 1]
+            if layer is None:
+                seq = generate(model, prompt, L, greedy=True)
+            else:
+                d = delta.view(B, n_cp, -1)[i: i + batch_size, k]  # (b, C)
+                with edit_residual(model, layer, at_positions(torch.full((len(prompt),), p), lambda h, d=d: h + d)):
+                    seq = generate(model, prompt, L, greedy=True)
+            out[i: i + batch_size, k] = seq[:, p + 1:]
+    return out.view(B * n_cp, L)
+
+
+def _share(hits: torch.Tensor) -> dict:
+    k, n = int(hits.sum()), len(hits)
+    return {"share": k / n, "wilson95": wilson95(k, n), "successes": k, "n": n}
+
+
+def planning_entry(model, task, splits: dict, hid: dict, settings: dict) -> dict:
+    """The planned rhyme class at the line break of one model, at every layer: the probe's
+    top-1 (95% CI over held-out sequences) and the steering effect (module docstring).
+
+    ``hid``: split -> the states of that split's inputs at every layer, (N, T, C) each. The
+    probe and the class means are fitted on "train", the penalty chosen on "val"; probe
+    scores and steered lines come from "test". ``rhymes`` is the share of unsteered lines
+    that end in their own class (how well the model plans at all)."""
+    C, alpha, bs = task.n_classes, settings["steer_alpha"], settings["batch_size"]
+    st = {s: line_break_states(hid[s], task, *splits[s]) for s in splits}
+    (tr, tr_cls, tr_cp), (va, va_cls, _), (te, te_cls, te_cp) = st["train"], st["val"], st["test"]
+    x_te = splits["test"][0]
+    target = steer_targets(te_cls, C)
+    clean = task.word_class(write_line_two(model, task, x_te, batch_size=bs)[:, -1])  # (N,) unsteered endings
+    unsteered = _share(clean == target)
+    entry = {"n_classes": C, "chance": 1 / C, "alpha": alpha, "rhymes": _share(clean == te_cls), "probe": {},
+             "steering": {}}
+    for layer in range(len(tr)):
+        probe = fit_softmax(tr[layer], tr_cls, C, va[layer], va_cls)
+        logits = probe.predict(te[layer])  # (N, C)
+        correct = (logits.argmax(-1) == te_cls).double().view(len(x_te), -1)  # (sequences, couplets)
+        nll = F.cross_entropy(logits, te_cls, reduction="none").double().view(len(x_te), -1)
+        top1, ce = _stat(correct.mean(1), bounds=(0.0, 1.0)), _stat(nll.mean(1))
+        entry["probe"][str(layer)] = {"top1": top1["mean"], "ci95": top1["ci95"], "ce": ce["mean"],
+                                      "ce_ci95": ce["ci95"], "lam": probe.lam}
+        mu = class_means(tr[layer], tr_cls, tr_cp, C, task.couplets)  # (couplets, C, width)
+        delta = alpha * (mu[te_cp, target] - mu[te_cp, te_cls])  # (N, width)
+        lines = write_line_two(model, task, x_te, layer, delta, bs)  # (N, line_words)
+        end = task.word_class(lines[:, -1])
+        entry["steering"][str(layer)] = {
+            **_share(end == target), "unsteered": unsteered["share"], "unsteered_wilson95": unsteered["wilson95"],
+            "unsteered_successes": unsteered["successes"], "chance": 1 / C,
+            "kept": float((end == te_cls).double().mean()),  # steered lines still ending in their own class
+            # the cue names the ending (cue="word"): the share of cues that announce a class-r' word
+            "cue_share": float((task.cue_class(lines[:, 0]) == target).double().mean()) if task.cue == "word" else None,
+            "delta_norm": float(delta.norm(dim=1).mean()),
+        }
+    return entry
+
+
+def aggregate_planning(entries: list[dict]) -> dict:
+    """One planning entry per trained model (seeds) -> over seeds: the probe's top-1 as a
+    mean with a 95% CI over seeds; each steering share as the mean of the seeds' shares with
+    ``ci95`` the two-level bootstrap of :func:`proportion_over_seeds` (seeds, then lines) and
+    ``wilson95`` the Wilson interval of the lines pooled over seeds (narrower: it ignores
+    seed-to-seed spread)."""
+    if len(entries) == 1:
+        return {**entries[0], "n_seeds": 1}
+    first = entries[0]
+
+    def over_seeds(cells: list[dict]) -> dict:
+        b = proportion_over_seeds([c["successes"] for c in cells], [c["n"] for c in cells])
+        k, n = sum(c["successes"] for c in cells), sum(c["n"] for c in cells)
+        return {"share": b["mean"], "ci95": b["ci95"], "per_seed": b["per_seed"], "wilson95": wilson95(k, n),
+                "successes": k, "n": n}
+
+    out = {"n_classes": first["n_classes"], "chance": first["chance"], "alpha": first["alpha"],
+           "n_seeds": len(entries), "rhymes": over_seeds([e["rhymes"] for e in entries]), "probe": {}, "steering": {}}
+    for layer in first["probe"]:
+        top1 = mean_ci95([e["probe"][layer]["top1"] for e in entries], bounds=(0.0, 1.0))
+        out["probe"][layer] = {"top1": top1["mean"], "ci95": top1["ci95"],
+                               "per_seed": [e["probe"][layer]["top1"] for e in entries],
+                               "ce": sum(e["probe"][layer]["ce"] for e in entries) / len(entries)}
+    for layer in first["steering"]:
+        cells = [e["steering"][layer] for e in entries]
+        k_un, n = sum(c["unsteered_successes"] for c in cells), sum(c["n"] for c in cells)
+        cue = [c["cue_share"] for c in cells]
+        out["steering"][layer] = {
+            **over_seeds(cells), "unsteered": k_un / n, "unsteered_wilson95": wilson95(k_un, n),
+            "unsteered_successes": k_un, "chance": first["chance"],
+            "kept": sum(c["kept"] for c in cells) / len(cells),
+            "cue_share": None if None in cue else sum(cue) / len(cue),
+            "delta_norm": sum(c["delta_norm"] for c in cells) / len(cells),
+        }
+    return out
 
 
 # ---------------------------------------------------------------------- verdicts
@@ -458,6 +612,8 @@ def future_token_probes(
     baseline_seqs: int = PROBE["baseline_seqs"],
     batch_size: int = PROBE["batch_size"],
     causal: bool = True,
+    planning: bool = False,
+    steer_alpha: float = PLANNING_STEER_ALPHA,
     out_dir: str | Path = "runs/probe",
     resume: bool = False,
     overwrite: bool = False,
@@ -471,14 +627,22 @@ def future_token_probes(
     ``config.json`` and ``probes/NAME.safetensors`` + ``probes/NAME.json`` to ``out_dir``;
     a model's JSON (written last) holds its result too, so ``resume=True`` continues a
     killed measurement from the models already probed.
+
+    ``planning`` (a ``planning`` task only): also probe the planned rhyme class at the line
+    break and steer it with ``steer_alpha`` times the difference of class means (module
+    docstring); results.json then has ``planning`` {model: {probe, steering, rhymes}}.
     """
     if sum(v is not None for v in (gap_dir, checkpoint, model)) != 1:
         raise ValueError("name the models to probe with exactly one of --gap-dir, --checkpoint or --model")
     for name, v in (("k_max", k_max), ("classes", classes), ("batch_size", batch_size), ("baseline_seqs", baseline_seqs)):
         if v < 1:
             raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {v}")
+    if not math.isfinite(steer_alpha):
+        raise ValueError(f"steer-alpha must be a finite number, got {steer_alpha}")
     settings = dict(k_max=k_max, classes=classes, train_seqs=train_seqs, val_seqs=val_seqs, test_seqs=test_seqs,
                     baseline_seqs=baseline_seqs, batch_size=batch_size, causal=causal)
+    if planning:  # only then: probe directories measured without it keep their config
+        settings.update(planning=True, steer_alpha=float(steer_alpha))
     from myopia.data import make_task
     from myopia.runs import load_checkpoint_model
 
@@ -507,6 +671,9 @@ def future_token_probes(
     token_task = not getattr(task, "regression", False)
     if not token_task and not hasattr(task, "feature"):
         raise ValueError(f"task {task_spec.get('name')} has neither tokens nor a known feature to probe")
+    if planning and not hasattr(task, "planning_targets"):
+        raise ValueError(f"--planning probes the rhyme class of a planning task (planning, planning-index); "
+                         f"task {task_spec.get('name')} is not one")
     if token_task and k_max >= task.seq_len:
         raise ValueError(f"k-max {k_max} must be shorter than the sequences ({task.seq_len} tokens)")
     splits = probe_splits(task, settings)  # checks the corpus is large enough, before anything is written
@@ -528,7 +695,7 @@ def future_token_probes(
         from safetensors.torch import save_file
         from tqdm.auto import tqdm
 
-        per_run, by_name, n_layer = {}, {}, 0
+        per_run, by_name, plans, n_layer = {}, {}, {}, 0
         for name, key, ckpt in tqdm(members, desc="probe", disable=not progress):
             sidecar = probes_dir / f"{key}.json"
             if resume and sidecar.is_file() and (probes_dir / f"{key}.safetensors").is_file():
@@ -560,11 +727,14 @@ def future_token_probes(
                     "result": entry,
                 })
             per_run[key] = entry
-            by_name.setdefault(name, []).append(entry)
+            by_name.setdefault(name, []).append({k: v for k, v in entry.items() if k != "planning"})
+            if "planning" in entry:
+                plans.setdefault(name, []).append(entry["planning"])
         models = {name: {**aggregate(entries), "runs": [k for n, k, _ in members if n == name]}
                   for name, entries in by_name.items()}
         return ProbeResult(source=source, task=task_spec, settings=settings, n_layer=n_layer,
-                           models=models, runs=per_run if gap_dir is not None else {}, classes=class_info)
+                           models=models, runs=per_run if gap_dir is not None else {}, classes=class_info,
+                           planning={name: aggregate_planning(e) for name, e in plans.items()})
 
     config = {"source": source, "task": task_spec, "settings": settings}
     return run_measure("probe", config, specs=[], summarize=summarize, out_dir=out_dir, resume=resume,

@@ -61,13 +61,15 @@ def _consequences(r, out: Path) -> list[Path]:
 
 
 def _probe(r, out: Path) -> list[Path]:
-    from myopia.report.probe_plots import plot_feature, plot_future_tokens
+    from myopia.report.probe_plots import plot_feature, plot_future_tokens, plot_planning
 
     paths = []
     if any("future_token" in m for m in r.models.values()):
         paths.append(plot_future_tokens(r, out / "probe.png"))
     if any("feature_r2" in m for m in r.models.values()):
         paths.append(plot_feature(r, out / ("probe_feature.png" if paths else "probe.png")))
+    if getattr(r, "planning", None):
+        paths.append(plot_planning(r, out / "planning.png"))
     return paths
 
 

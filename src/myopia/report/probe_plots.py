@@ -93,3 +93,43 @@ def plot_feature(result, path: str | Path) -> Path:
         ax.legend(fontsize=7)
     fig.suptitle(f"{result.task.get('name', 'task')}: feature probe and its causal test", fontsize=10)
     return save_figure(fig, path)
+
+
+VARIANT_LABELS = {"myopic": "myopic (strict, kv)", "myopic-hidden": "myopic-hidden (paper's, hidden)"}
+
+
+def plot_planning(result, path: str | Path) -> Path:
+    """Left: top-1 of the probe for the planned rhyme class at the line break, per layer and
+    model (95% CI). Right: the share of greedy lines ending in the steered class when the
+    state at the line break is steered at that layer (95% CI), the same share unsteered
+    (open markers) and chance."""
+    plans = result.planning
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    names = list(plans)
+    for i, (n, m) in enumerate(plans.items()):
+        shift = (i - (len(names) - 1) / 2) * 0.08  # side by side, so the intervals do not hide each other
+        for ax, cells, key in ((ax1, m["probe"], "top1"), (ax2, m["steering"], "share")):
+            layers = sorted(cells, key=int)
+            xs = [int(layer) + shift for layer in layers]
+            ys = [cells[layer][key] for layer in layers]
+            cis = [cells[layer].get("ci95") or cells[layer].get("wilson95") for layer in layers]
+            err = [[y - c[0] for y, c in zip(ys, cis)], [c[1] - y for y, c in zip(ys, cis)]] if all(cis) else None
+            ax.errorbar(xs, ys, yerr=err, marker="o", color=_color(n), capsize=3, label=VARIANT_LABELS.get(n, n))
+        layers = sorted(m["steering"], key=int)
+        ax2.plot([int(layer) + shift for layer in layers], [m["steering"][layer]["unsteered"] for layer in layers],
+                 marker="o", mfc="none", ls=":", color=_color(n), label=f"{VARIANT_LABELS.get(n, n)}, unsteered")
+    chance = next(iter(plans.values()))["chance"]
+    alpha = next(iter(plans.values()))["alpha"]
+    for ax in (ax1, ax2):
+        ax.axhline(chance, color="k", lw=0.8, ls="--", label="chance")
+        ax.set_xlabel("layer (0 = embeddings, l = after block l)")
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xticks(sorted({int(layer) for m in plans.values() for layer in m["probe"]}))
+    ax1.set_ylabel("held-out top-1")
+    ax1.set_title("probe: rhyme class of line 2, read at the line break", fontsize=9)
+    ax1.legend(fontsize=8)
+    ax2.set_ylabel("share of lines ending in the steered class")
+    ax2.set_title(f"steering: + {alpha:g}·(μ_r' − μ_r) at the line break, line 2 written greedily", fontsize=9)
+    ax2.legend(fontsize=7)
+    fig.suptitle(f"{result.task.get('name', 'task')}: the planned rhyme at the line break", fontsize=10)
+    return save_figure(fig, path)
