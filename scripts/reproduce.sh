@@ -36,7 +36,10 @@ mkdir -p docs/results/planning && cp runs/planning/{results.json,config.json,gap
 myopia probe --gap-dir runs/planning --planning --out runs/planning-probe --overwrite --no-progress
 mkdir -p docs/results/planning-probe && cp runs/planning-probe/{results.json,config.json,planning.png,probe.png} docs/results/planning-probe/
 
-# docs/results/multiply: exact match vs filler tokens, vanilla / strict / paper myopia, 3 seeds (~60 min)
+# docs/results/multiply: exact match vs filler tokens (2x2 digits, N = 0, 4, 8), vanilla / strict / paper
+# myopia, 3 seeds, the bigram at N = 0 (~80 min wall with the default 2 workers on 2 cores shared with
+# other jobs: N = 0 with the bigram 37 min, N = 4 21 min, N = 8 about as long; `--task multiply-paper`,
+# the paper's 5x5 setting, needs a GPU budget)
 bash scripts/multiply_fillers.sh
 
 # docs/results/bonus, docs/results/bonus-trained — local myopia bonus of a tiny GPT-2 against its

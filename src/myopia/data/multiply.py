@@ -16,6 +16,9 @@ positions read from it. A myopic model gets no gradient for the computation at a
 position at all; a vanilla model can use fillers as scratch space. More fillers helping
 vanilla and hurting myopic training is direct evidence of pre-caching (the paper, at GPU
 scale with 5×5 digits: 0 vs 10 filler digits, vanilla 0.36 → 0.99, myopic 0.38 → 0.06).
+The preset ``multiply-paper`` is that setting (5×5 digits, operands zero-padded to 10
+digits; a GPU budget); ``multiply`` is the CPU scale, 2×2 digits
+(``scripts/multiply_fillers.sh`` sweeps its fillers).
 
 :meth:`accuracy` is exact match of the whole answer from the argmax at every answer
 position, teacher-forced. It equals greedy decoding's exact match: a greedy decode stays on
