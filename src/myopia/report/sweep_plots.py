@@ -83,8 +83,9 @@ def _gap_vs_size(result, path: Path) -> Path:
 def _multiplier(result, path: Path) -> Path:
     """k per size: interpolated values with their interval, bounds as triangles pointing
     the way k lies (never a value beyond the measured compute)."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = plt.subplots(figsize=(6.5, 5.4))
     variants = _variants(result)
+    written = set()  # one label per bound, however many variants share it
     for j, (d, pol, label) in enumerate(variants):
         col = COLORS.get(pol, "k")
         shift = 1.06 ** (j - (len(variants) - 1) / 2)  # side by side at one compute
@@ -100,11 +101,18 @@ def _multiplier(result, path: Path) -> Path:
             if bound:
                 ax.scatter([k["compute"] * shift for k in bound], [k["value"] for k in bound], marker=marker, s=50,
                            facecolors="none", edgecolors=col, label=f"{label}: bound, k {direction} marker")
+                for k in bound:
+                    text = f"k {direction} {k['value']:.3g}"
+                    if (k["size"], text) not in written:
+                        written.add((k["size"], text))
+                        ax.annotate(text, (k["compute"], k["value"]), fontsize=7, textcoords="offset points",
+                                    xytext=(-8, 8 if direction == ">" else -14))
     ax.axhline(1, color="k", lw=0.8, ls="--")
     _log_x(ax)
+    ax.margins(x=0.08)
     ax.set_yscale("log")
     ax.set_xlabel("vanilla training compute C (FLOP)")
     ax.set_ylabel("compute multiplier k")
     ax.set_title("k with L_myopic(k·C) = L_vanilla(C), read off the measured curves")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.16))  # below: bounds sit at every height
     return save_figure(fig, path)
