@@ -69,9 +69,11 @@ python -c "from myopia.data.corpus import open_corpus; open('runs/stdlib-paragra
 myopia gap --task text --data runs/stdlib-paragraphs.txt --doc-start --seq-len 64 --seeds 3 --detach kv,hidden --steps 300 --lr 3e-3 --warmup-steps 30 --eval-every 100 --test-batches 25 --threads 1 --workers 1 --out runs/doc-start-paragraphs --overwrite --no-progress
 cp runs/doc-start-paragraphs/{results.json,config.json,gap.png} docs/results/doc-start-paragraphs/
 
-# docs/results/sweep-multiplier: the compute multiplier of the committed sweeps (docs/sweep,
-# docs/sweep/hidden) read off the measured curves, no retraining (~20 s)
-python scripts/sweep_multiplier.py docs/results/sweep-multiplier/results.json
+# docs/results/sweep: sizes L1-d32..L4-d128 x {vanilla, strict myopic, paper myopic} x 3 seeds on the
+# built-in corpus, the gap per size and the compute multiplier k per variant (40 min wall with
+# --workers 2 on 2 cores shared with other jobs, load 4-6; 2,733 CPU-seconds)
+myopia sweep --out runs/sweep --workers 2 --no-progress
+mkdir -p docs/results/sweep && cp runs/sweep/{results.json,config.json,loss_vs_compute.png,gap_vs_size.png,multiplier.png} docs/results/sweep/
 
 # docs/results/breadcrumbs-k8: why the breadcrumbs control keeps window K = 2 — at K = 8 the
 # myopic models learn it too slowly for the demo's budget (~6 min)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from myopia.measures.multiplier import (
-    compare_forms, crossing, fit_power_law, fit_saturating, loo_error, multiplier_at, multipliers, predict, trend,
+    compare_forms, crossing, fit_power_law, fit_saturating, format_multiplier, loo_error, multiplier_at, multipliers,
+    predict, trend,
 )
 
 C = np.array([1e9, 4e9, 1.6e10, 6.4e10, 2.56e11])
@@ -73,3 +74,39 @@ def test_forms_are_compared_by_leave_one_size_out_error():
     assert table["form"] == "saturating"
     assert table["alternatives"]["saturating"]["loo_error"] < table["alternatives"]["power_law"]["loo_error"]
     assert math.isfinite(predict("saturating", tuple(table["params"]["saturating"]["vanilla"]), 1e10))
+
+
+def test_forms_are_chosen_over_every_variant_at_once():
+    sat = 2.0 + 40 * C ** -0.15
+    one = compare_forms(C, sat, sat + 0.1)
+    both = compare_forms(C, sat, {"kv": sat + 0.1, "hidden": sat + 0.05})
+    assert both["form"] == "saturating" and set(both["params"]["saturating"]) == {"vanilla", "kv", "hidden"}
+    alt = both["alternatives"]["power_law"]
+    # the summed error counts the vanilla curve once and each myopic curve once
+    assert alt["loo_error"] == pytest.approx(alt["loo_error_vanilla"] + sum(alt["loo_error_myopic"].values()))
+    assert alt["loo_error_myopic"]["kv"] == pytest.approx(one["alternatives"]["power_law"]["loo_error_myopic"])
+
+
+def test_k_is_never_an_extrapolation():
+    """Random noisy curves that cross, never meet, or lie on either side: every k is read
+    inside the measured compute range or is exactly the bound C_max/C or C_min/C."""
+    rng = np.random.default_rng(1)
+    for trial in range(40):
+        shift = float(np.exp(rng.uniform(-3, 4)))  # from myopic far better to far worse
+        slope = rng.uniform(0.0, 0.15)  # flat myopic curves too
+        van = curve(C)[:, None] + rng.normal(0, 0.01, (len(C), 3))
+        myo = (30.0 * (C / shift) ** -slope)[:, None] + rng.normal(0, 0.01, (len(C), 3))
+        for r in multipliers(C, van, myo, n_boot=20, seed=trial):
+            c = r["compute"]
+            if r["method"] == "interpolated":
+                for k in [r["value"], *(r["ci95"] or [])]:  # the interval too stays inside the measured range
+                    assert C[0] * (1 - 1e-12) <= k * c <= C[-1] * (1 + 1e-12)
+            else:
+                assert r["ci95"] is None
+                assert r["value"] == pytest.approx(C[-1] / c if r["direction"] == ">" else C[0] / c, rel=1e-12)
+
+
+def test_format_multiplier():
+    assert format_multiplier({"value": 1.1966, "ci95": [1.0098, 1.2565], "method": "interpolated",
+                              "direction": "="}) == "1.2 [1.01, 1.26]"
+    assert format_multiplier({"value": 16.402, "ci95": None, "method": "bound", "direction": ">"}) == "> 16.4 (bound)"

@@ -47,9 +47,12 @@ def test_gap_findings_follow_the_numbers():
 
 
 def test_sweep_and_partial_results_get_a_sentence_not_a_crash():
-    sweep = json.loads((ROOT / "docs" / "sweep" / "results.json").read_text())
+    sweep = json.loads((ROOT / "docs" / "results" / "sweep" / "results.json").read_text())
     text = finding("sweep", sweep)
-    assert "at L2-d32" in text and "at L4-d128" in text and "read it as a bound" in text
+    for label in sweep["labels"].values():  # both variants, each with its trend of k
+        assert label in text
+    assert "at L1-d32" in text and "at L4-d128" in text and text.count("; k ") + text.count("; fewer than 2") == 2
+    assert "extrapolat" not in text
     assert "no summary" in finding("decompose", {"split": {"total": {}}})
 
 
@@ -70,7 +73,7 @@ def report_root(tmp_path_factory):
         data["task"]["name"] = name
         (d / "results.json").write_text(json.dumps(data))
         shutil.copy(gap / "config.json", d / "config.json")
-    shutil.copytree(ROOT / "docs" / "sweep", demo / "sweep", ignore=shutil.ignore_patterns("hidden"))
+    shutil.copytree(ROOT / "docs" / "results" / "sweep", demo / "sweep")
     (demo / "novel").mkdir()
     (demo / "novel" / "results.json").write_text(json.dumps({"measure": "novelty", "score": 0.25, "note": "new"}))
     return demo
@@ -89,7 +92,7 @@ def test_report_reads_top_down_and_is_self_contained(report_root, capsys):
     first_plot = html.index("<img")
     for name in ("precache", "breadcrumbs", "text"):
         assert html.index(f"{name}: vanilla reaches") < first_plot  # one sentence per measure before any plot
-    assert html.index("sweep: the gap goes from") < first_plot
+    assert html.index("sweep: myopic (strict, exact G(0)): the gap goes from") < first_plot
     assert "novelty" in html and "score" in html  # unknown measure: a generic section
     settings = html.index("Settings and provenance")
     assert first_plot < settings < html.index("<details>") and "provenance</summary>" in html

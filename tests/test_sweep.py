@@ -1,4 +1,5 @@
-"""The compute sweep: power-law fit, compute multiplier, bootstrap, resume and refusal on a tiny grid."""
+"""The compute sweep: budget and compute rules, both myopic variants beside one shared
+vanilla cell, k never extrapolated, resume and refusal on a tiny grid."""
 
 from __future__ import annotations
 
@@ -8,12 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from myopia.measures.sweep import (
-    bootstrap_multipliers, compute_sweep, fit_and_multiplier, fit_power_law, multiplier, size_shape, token_budget,
-)
+from myopia.measures.sweep import compute_sweep, size_shape, token_budget, training_compute
 from myopia.report.figures import draw
-
-COMPUTE = np.array([1e9, 4e9, 1.6e10, 6.4e10])
 
 
 @pytest.fixture(autouse=True)
@@ -22,37 +19,32 @@ def cache(tmp_path, monkeypatch):
     torch.set_num_threads(1)
 
 
-def test_power_law_fit_recovers_its_parameters():
-    a, b = fit_power_law(COMPUTE, 30.0 * COMPUTE ** -0.1)
-    assert a == pytest.approx(30.0, rel=1e-9) and b == pytest.approx(0.1, rel=1e-9)
-
-
-def test_multiplier_of_a_shifted_curve_is_the_shift():
-    # myopic needs k0 = 3x the compute for the same loss: L_m(C) = L_v(C / 3)
-    van = 30.0 * COMPUTE ** -0.1
-    myo = 30.0 * (COMPUTE / 3.0) ** -0.1
-    fits, ks = fit_and_multiplier(COMPUTE, van[:, None], myo[:, None])
-    assert ks == pytest.approx([3.0] * 4, rel=1e-9)
-    assert multiplier(fits["vanilla"], fits["myopic"], 1e12) == pytest.approx(3.0, rel=1e-9)
-    assert multiplier((30.0, 0.1), (5.0, 0.0), 1e10) is None  # a flat myopic curve never catches up
-
-
-def test_bootstrap_over_seeds_brackets_the_truth_and_widens_with_noise():
-    rng = np.random.default_rng(0)
-    van = 30.0 * COMPUTE[:, None] ** -0.1 + 0.0 * rng.normal(size=(4, 5))
-    myo = 30.0 * (COMPUTE[:, None] / 2.0) ** -0.1 + 0.0 * rng.normal(size=(4, 5))
-    exact = bootstrap_multipliers(COMPUTE, van, myo, n=50)
-    assert np.allclose(exact, 2.0)
-    noisy = bootstrap_multipliers(COMPUTE, van + 0.02 * rng.normal(size=(4, 5)), myo + 0.02 * rng.normal(size=(4, 5)), n=200)
-    lo, hi = np.percentile(noisy[:, -1], [2.5, 97.5])
-    assert lo < 2.0 < hi and hi - lo > 0.1
-
-
-def test_sizes_and_budget_rule():
+def test_sizes_budget_and_compute_rules():
     assert size_shape("L4-d128") == {"kind": "gpt", "n_layer": 4, "n_head": 4, "n_embd": 128}
     assert token_budget(400_000, 1000, 0.5) == 2000
+    # Kaplan et al.: 2N + 2 n_layer n_ctx d forward FLOP per token, x3 with the backward pass
+    assert training_compute(1000, 2, 64, 32, 10) == 3 * (2 * 1000 + 2 * 2 * 64 * 32) * 10
     with pytest.raises(ValueError, match="L<layers>-d<width>"):
         size_shape("big")
+
+
+def assert_never_extrapolated(result: dict) -> None:
+    """Every k is interpolated inside the measured compute range or is a bound equal to
+    C_max/C (k above it) or C_min/C (k below it); no extrapolated value is stored anywhere."""
+    assert "extrapolat" not in json.dumps(result).lower()
+    compute = [s["compute"] for s in result["sizes"]]
+    lo, hi = min(compute), max(compute)
+    for variant, rows in result["multiplier"].items():
+        assert [r["size"] for r in rows] == [s["size"] for s in result["sizes"]], variant
+        for r in rows:
+            c = r["compute"]
+            if r["method"] == "interpolated":
+                assert r["direction"] == "=", r
+                for k in [r["value"], *(r["ci95"] or [])]:
+                    assert lo * (1 - 1e-12) <= k * c <= hi * (1 + 1e-12), r
+            else:
+                assert r["method"] == "bound" and r["ci95"] is None, r
+                assert r["value"] == pytest.approx(hi / c if r["direction"] == ">" else lo / c, rel=1e-12), r
 
 
 def tiny_corpus(tmp_path):
@@ -75,15 +67,28 @@ def test_tiny_sweep_writes_results_resumes_and_never_overwrites(tmp_path):
     out = tmp_path / "sweep"
     r = run_tiny(tmp_path, out)
     saved = json.loads((out / "results.json").read_text())
-    assert len(saved["cells"]) == 2 * 2 * 2
-    assert {c["mode"] for c in saved["cells"]} == {"vanilla", "myopic"}
+    # both variants beside one vanilla cell per size and seed, all three with one budget
+    assert len(saved["cells"]) == 2 * 2 * 3
+    assert {c["policy"] for c in saved["cells"]} == {"vanilla", "myopic", "myopic-hidden"}
+    assert saved["config"]["detach"] == ["kv", "hidden"]
     small, large = saved["sizes"]
     assert small["params"] < large["params"] and small["tokens"] < large["tokens"]
-    assert large["compute"] == pytest.approx(6 * large["params"] * large["tokens"])
-    cm = saved["compute_multiplier"]
-    assert set(cm) >= {"value", "ci95", "extrapolated"}
-    if cm["value"] is not None:
-        assert cm["extrapolated"] == (not small["compute"] <= cm["value"] * large["compute"] <= large["compute"])
+    shape = size_shape("L1-d32")
+    assert large["compute"] == pytest.approx(6 * (large["params"] + shape["n_layer"] * 16 * shape["n_embd"])
+                                             * large["tokens"])
+    assert "n_layer * T * d" in saved["compute_rule"]
+    for d in ("kv", "hidden"):
+        v = large[d]
+        assert len(v["myopic_loss"]) == len(large["vanilla_loss"]) == 2
+        # the gap is paired by seed: the mean of the per-seed differences
+        assert v["gap"]["mean"] == pytest.approx(np.mean(np.subtract(v["myopic_loss"], large["vanilla_loss"])))
+        assert set(v["gap"]) >= {"mean", "ci95"}
+        assert {"value", "ci95", "method", "direction", "size", "compute"} <= set(saved["multiplier"][d][0])
+        assert saved["trend"][d].startswith(("k ", "fewer than 2"))
+    assert saved["labels"] == {"kv": "myopic (strict, exact G(0))",
+                               "hidden": "myopic (paper: W_K/W_V still trained by later losses)"}
+    assert set(saved["fit"]) >= {"form", "loo_error", "alternatives"}
+    assert_never_extrapolated(saved)
     draw(r, out)  # figures come from the result, in report/
     for name in ("loss_vs_compute.png", "gap_vs_size.png", "multiplier.png"):
         assert (out / name).stat().st_size > 1000
@@ -108,10 +113,21 @@ def test_tiny_sweep_writes_results_resumes_and_never_overwrites(tmp_path):
     for c in cells[1:]:
         assert (c / "result.json").stat().st_mtime_ns == stamp[c.name]
 
+    # one variant alone: its vanilla cell is the same run (same init, data order, budget)
+    one = run_tiny(tmp_path, tmp_path / "hidden", detach="hidden", seeds=[0]).to_dict()
+    assert set(one["multiplier"]) == set(one["labels"]) == {"hidden"} and "kv" not in one["sizes"][0]
+    assert one["sizes"][1]["vanilla_loss"] == large["vanilla_loss"][:1]
+    assert one["sizes"][1]["hidden"]["myopic_loss"] == large["hidden"]["myopic_loss"][:1]
+    assert_never_extrapolated(one)
+
 
 def test_sweep_rejects_bad_settings(tmp_path):
     with pytest.raises(ValueError, match="at least 2 model sizes"):
         run_tiny(tmp_path, tmp_path / "a", sizes=["L1-d16"])
+    with pytest.raises(ValueError, match="variant twice"):
+        run_tiny(tmp_path, tmp_path / "a", detach="kv,kv")
+    with pytest.raises(ValueError, match="detach"):
+        run_tiny(tmp_path, tmp_path / "a", detach="kv,future")
     with pytest.raises(ValueError, match="regression task"):
         compute_sweep("precache", out_dir=tmp_path / "b", progress=False)
     (tmp_path / "c").mkdir()

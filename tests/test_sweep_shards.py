@@ -42,11 +42,11 @@ def test_two_shards_then_collect_equal_the_unsharded_sweep(tmp_path, capsys):
 
     assert main([*flags, "--out", str(sharded), "--shard", "1/2"]) == 0
     first = {d.name for d in (sharded / "runs").iterdir()}
-    assert len(first) == 4 and not (sharded / "results.json").exists()  # half the 8 cells, no fit
+    assert len(first) == 6 and not (sharded / "results.json").exists()  # half the 12 cells (2 variants), no fit
     capsys.readouterr()
     assert main([*flags, "--out", str(sharded), "--collect"]) == 2  # shard 2 has not run: its cells are named
     err = capsys.readouterr().err
-    assert "4 of 8 runs" in err and "not finished" in err
+    assert "6 of 12 runs" in err and "not finished" in err
     second = {d.name for d in (whole / "runs").iterdir()} - first
     assert all(key in err for key in second), err
 

@@ -1,13 +1,15 @@
-"""`myopia sweep`: model sizes x {vanilla, myopic} x seeds; loss-vs-compute fits and the
-compute multiplier k with L_myopic(k C) = L_vanilla(C)."""
+"""`myopia sweep`: model sizes x {vanilla, strict myopic, the paper's myopic} x seeds; the gap
+per size and the compute multiplier k with L_myopic(k C) = L_vanilla(C), read off the
+measured curves (interpolated or a bound)."""
 
 from __future__ import annotations
 
 import argparse
 
 from myopia.commands.common import add_run_args, add_text_args, format_table, print_warnings, text_overrides
+from myopia.measures.multiplier import format_multiplier
 from myopia.measures.sweep import (
-    DEFAULT_SIZES, DEFAULT_TOKEN_EXPONENT, DEFAULT_TOKENS, LARGER_SIZES, compute_sweep,
+    COMPUTE_RULE, DEFAULT_SIZES, DEFAULT_TOKEN_EXPONENT, DEFAULT_TOKENS, LARGER_SIZES, SWEEP_DETACH, compute_sweep,
 )
 from myopia.measures.model_series import SERIES_DETACH, model_series
 from myopia.measures.shards import Share
@@ -21,10 +23,14 @@ from myopia.results import format_ci
 def add_cli(sub) -> None:
     p = sub.add_parser(
         "sweep",
-        help="sizes x {vanilla, myopic} x seeds: the myopia gap as a compute multiplier (or along pretrained models)",
-        description="Train the built-in GPT at several sizes, vanilla and myopic, for several seeds; fit "
-        "L = a*C^-b per mode and report the compute multiplier k with L_myopic(k*C) = L_vanilla(C) at the largest "
-        "C, with a bootstrap CI over seeds. With --models DIR1,DIR2,...: fine-tune each local HF checkpoint vanilla "
+        help="sizes x {vanilla, myopic kv, myopic hidden} x seeds: the myopia gap as a compute multiplier "
+        "(or along pretrained models)",
+        description="Train the built-in GPT at several sizes, vanilla and myopic (strict kv and the paper's hidden "
+        "variant by default), for several seeds; report the gap per size and the compute multiplier k with "
+        "L_myopic(k*C) = L_vanilla(C) at every measured C, read off the measured curves: interpolated where the "
+        "vanilla loss lies inside the measured myopic range, else a bound (never extrapolated), with a 95% interval "
+        f"over seeds and fit forms. Compute: {COMPUTE_RULE}. "
+        "With --models DIR1,DIR2,...: fine-tune each local HF checkpoint vanilla "
         "and myopic (kv and hidden) on --data with one budget and report the gap per model against its size (the "
         "paper's Pythia protocol). Rerunning the same command resumes: finished cells are reused untouched.",
     )
@@ -42,7 +48,8 @@ def add_cli(sub) -> None:
     p.add_argument("--seq-len", dest="task_seq_len", type=int, default=None, help="context length (default: 64)")
     add_text_args(p)
     p.add_argument("--detach", default=None,
-                   help="myopic variant(s): kv (strict) or hidden (default: kv; with --models: kv,hidden)")
+                   help=f"myopic variant(s), comma separated: kv (strict, exact G(0)), hidden (the paper's) "
+                   f"(default: {','.join(SWEEP_DETACH)})")
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"sequences per step (default: {SWEEP_TRAIN['batch_size']}; with --models: "
                    f"{FINETUNE_TRAIN['batch_size']})")
@@ -81,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     r = compute_sweep(
         task, sizes=sizes, seeds=args.seeds, tokens=DEFAULT_TOKENS if args.tokens is None else args.tokens,
         token_exponent=DEFAULT_TOKEN_EXPONENT if args.token_exponent is None else args.token_exponent,
-        train=train, detach=args.detach or "kv", out_dir=out, workers=args.workers,
+        train=train, detach=args.detach or list(SWEEP_DETACH), out_dir=out, workers=args.workers,
         progress=not args.no_progress, shard=args.shard, collect=args.collect,
     )
     if isinstance(r, Share):
@@ -149,20 +156,28 @@ def format_share(r: Share, out: str) -> str:
 
 
 def format_sweep_table(r) -> str:
-    rows = [("size", "params", "tokens", "compute", "vanilla", "myopic", "gap [95% CI]")]
+    """Per size: params, compute, vanilla loss; per variant the myopic loss, the gap [95% CI]
+    and k (interpolated [95% CI] or a bound); then the fit forms and the trend of k."""
+    variants = list(r.multiplier)
+    head = ["size", "params", "compute", "vanilla"]
+    for d in variants:
+        head += [f"{d}: myopic", f"{d}: gap [95% CI]", f"{d}: k"]
+    rows = [tuple(head)]
+    ks = {d: {k["size"]: k for k in r.multiplier[d]} for d in variants}
     for s in r.sizes:
-        rows.append((s["size"], f"{s['params']:,}", f"{s['tokens']:,}", f"{s['compute']:.2e}",
-                     f"{s['vanilla']['mean']:.4f}", f"{s['myopic']['mean']:.4f}",
-                     f"{s['gap']['mean']:+.4f} {format_ci(s['gap'])}"))
-    cm = r.compute_multiplier
-    if cm["value"] is None:
-        k = "compute multiplier: undefined (the myopic loss does not fall with compute in this range)"
-    else:
-        ci = "n/a" if cm["ci95"] is None else f"[{cm['ci95'][0]:.3g}, {cm['ci95'][1]:.3g}]"
-        k = (f"compute multiplier k = {cm['value']:.3g} (95% CI {ci}, {cm['n_seeds']} seeds) at C = {cm['at_compute']:.2e}"
-             + (f"; EXTRAPOLATED {cm['extrapolation_decades']:.1f} decades beyond the measured myopic compute"
-                if cm["extrapolated"] and cm.get("extrapolation_decades") else
-                "; EXTRAPOLATED beyond the measured myopic compute range" if cm["extrapolated"] else ""))
-        if cm.get("note"):
-            k += f"\nnote: {cm['note']}"
-    return format_table(rows) + f"\n(test loss, nats/token, mean over seeds; trivial unigram loss {r.trivial_loss:.4f})\n" + k
+        row = [s["size"], f"{s['params']:,}", f"{s['compute']:.2e}", f"{s['vanilla']['mean']:.4f}"]
+        for d in variants:
+            v = s[d]
+            row += [f"{v['myopic']['mean']:.4f}", f"{v['gap']['mean']:+.4f} {format_ci(v['gap'])}",
+                    format_multiplier(ks[d][s["size"]])]
+        rows.append(tuple(row))
+    lines = [format_table(rows),
+             f"(test loss, nats/token, mean over seeds; trivial unigram loss {r.trivial_loss:.4f}; compute "
+             f"{r.compute_rule.split(':')[0]})",
+             "k: L_myopic(k*C) = L_vanilla(C), interpolated on the measured myopic curve [95% CI over seeds and fit "
+             "forms], or a bound (> C_max/C: never reached within the measured compute; < C_min/C: already reached)"]
+    lines += [f"{d} = {r.labels[d]}: {r.trend[d]}" for d in variants]
+    fit = r.fit
+    alts = "; ".join(f"{f} {t['loo_error']:.4f}" for f, t in fit["alternatives"].items() if t["loo_error"] is not None)
+    lines.append(f"fit form by leave-one-size-out error (summed over the curves): {fit['form']} ({alts})")
+    return "\n".join(lines)

@@ -155,19 +155,32 @@ def multipliers(compute: np.ndarray, van: np.ndarray, myo: np.ndarray, *, n_boot
     return rows
 
 
-def compare_forms(compute: np.ndarray, van: np.ndarray, myo: np.ndarray, forms=FORMS) -> dict:
-    """Leave-one-size-out error of each form on each curve (mean losses); the chosen form is
-    the one with the lower summed error. A summary only: k never comes from extrapolation."""
+def compare_forms(compute: np.ndarray, van: np.ndarray, myo, forms=FORMS) -> dict:
+    """Leave-one-size-out error of each form on the vanilla curve and on the myopic one — or
+    each myopic one, for ``myo`` a dict variant -> mean losses (sizes,); the chosen form is
+    the one with the lowest error summed over the curves. A summary only: k never comes from
+    extrapolation."""
+    curves = myo if isinstance(myo, dict) else {"myopic": myo}
     table = {}
     for form in forms:
-        ev, em = loo_error(form, compute, van), loo_error(form, compute, myo)
-        table[form] = {"loo_error_vanilla": ev, "loo_error_myopic": em,
-                       "loo_error": None if ev is None or em is None else ev + em}
+        ev = loo_error(form, compute, van)
+        em = {name: loo_error(form, compute, c) for name, c in curves.items()}
+        total = None if ev is None or None in em.values() else ev + sum(em.values())
+        table[form] = {"loo_error_vanilla": ev, "loo_error_myopic": em if isinstance(myo, dict) else em["myopic"],
+                       "loo_error": total}
     scored = {f: t["loo_error"] for f, t in table.items() if t["loo_error"] is not None}
     best = min(scored, key=scored.get) if scored else None
-    params = {f: {"vanilla": fit(f, compute, van), "myopic": fit(f, compute, myo)} for f in forms}
+    params = {f: {name: fit(f, compute, c) for name, c in {"vanilla": van, **curves}.items()} for f in forms}
     return {"form": best, "loo_error": scored.get(best), "alternatives": table,
             "params": {f: {m: (list(p) if p is not None else None) for m, p in ps.items()} for f, ps in params.items()}}
+
+
+def format_multiplier(row: dict, digits: int = 3) -> str:
+    """``1.2 [1.01, 1.26]`` for an interpolated k, ``> 16.4 (bound)`` for a bound."""
+    if row["method"] == "bound":
+        return f"{row['direction']} {row['value']:.{digits}g} (bound)"
+    ci = "" if row.get("ci95") is None else f" [{row['ci95'][0]:.{digits}g}, {row['ci95'][1]:.{digits}g}]"
+    return f"{row['value']:.{digits}g}{ci}"
 
 
 def trend(rows: list[dict]) -> str:

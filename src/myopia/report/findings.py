@@ -177,21 +177,18 @@ def bonus_finding(data: dict) -> str:
 
 
 def sweep_finding(data: dict) -> str:
-    """The gap at the smallest and largest size and the compute multiplier (flagged when extrapolated)."""
+    """Per myopic variant: the gap at the smallest and largest size and whether k changes with
+    scale (k is read off the measured curves only: interpolated or a bound)."""
     sizes = data.get("sizes", [])
     if not sizes:
         return "sweep: no sizes measured."
     lo, hi = sizes[0], sizes[-1]
-    text = (f"sweep: the gap goes from {lo['gap']['mean']:+.3f} {format_ci(lo['gap'], '+.3f')} at {lo['size']} to "
-            f"{hi['gap']['mean']:+.3f} {format_ci(hi['gap'], '+.3f')} at {hi['size']}")
-    k = data.get("compute_multiplier", {})
-    if k.get("value") is not None:
-        ci = k.get("ci95")
-        text += f"; compute multiplier k = {k['value']:.3g}" + (f" [{ci[0]:.2g}, {ci[1]:.2g}]" if ci else "")
-        if k.get("extrapolated"):
-            text += (f", extrapolated {k.get('extrapolation_decades', float('nan')):.1f} decades beyond the measured "
-                     f"compute: read it as a bound, not a measurement")
-    return text + "."
+    parts = []
+    for d, label in data["labels"].items():
+        parts.append(f"{label}: the gap goes from {lo[d]['gap']['mean']:+.3f} {format_ci(lo[d]['gap'], '+.3f')} at "
+                     f"{lo['size']} to {hi[d]['gap']['mean']:+.3f} {format_ci(hi[d]['gap'], '+.3f')} at {hi['size']}; "
+                     f"{data['trend'][d]}")
+    return "sweep: " + ". ".join(parts) + "."
 
 
 FINDINGS = {

@@ -34,9 +34,9 @@ CAPTIONS = {
     "context_lengths.png": "Future share of the W_K/W_V gradient against context length N.",
     "gradient_tracking.png": "Norms of the myopic and future gradients and their cosine during training.",
     "bonus.png": "Training curve of the re-optimised computation φ (past frozen at θ0) and the per-position bonus.",
-    "loss_vs_compute.png": "Held-out loss against training compute, vanilla and myopic, with the fitted power laws.",
-    "gap_vs_size.png": "Gap per model size with its 95% CI over seeds.",
-    "multiplier.png": "Compute multiplier k at each measured compute, with its bootstrap CI.",
+    "loss_vs_compute.png": "Held-out loss against training compute, vanilla and each myopic variant; arrows: interpolated k.",
+    "gap_vs_size.png": "Gap per model size and myopic variant with its 95% CI over seeds.",
+    "multiplier.png": "Compute multiplier k per size: interpolated with its 95% CI over seeds and fit forms, or a bound (triangles).",
 }
 
 
@@ -153,9 +153,21 @@ def _numbers(m: Measurement) -> str:
         return (f"<p>L(θ0) = {d['base_loss']:.4f}; trivial {d['trivial_loss']:.4f}</p>"
                 + _table(["variant", "L(φ*)", "bonus [95% CI]"], rows, {1, 2}))
     if m.measure == "sweep":
+        from myopia.measures.multiplier import format_multiplier
+
+        variants = list(d.get("labels", {}))
+        ks = {v: {k["size"]: k for k in d["multiplier"][v]} for v in variants}
+        head, right = ["size", "params", "compute C", "vanilla"], {1, 2, 3}
+        for v in variants:
+            right |= {len(head), len(head) + 1, len(head) + 2}
+            head += [f"{v}: myopic", f"{v}: gap [95% CI]", f"{v}: k"]
         rows = [[s["size"], f"{s['params']:,}", f"{s['compute']:.2g}", f"{s['vanilla']['mean']:.3f}",
-                 f"{s['myopic']['mean']:.3f}", f"{s['gap']['mean']:+.3f} {format_ci(s['gap'], '+.3f')}"] for s in d.get("sizes", [])]
-        return _table(["size", "params", "compute C", "vanilla", "myopic", "gap [95% CI]"], rows, {1, 2, 3, 4, 5})
+                 *(x for v in variants for x in (f"{s[v]['myopic']['mean']:.3f}",
+                                                 f"{s[v]['gap']['mean']:+.3f} {format_ci(s[v]['gap'], '+.3f')}",
+                                                 format_multiplier(ks[v][s['size']])))]
+                for s in d.get("sizes", [])]
+        labels = "".join(f"<li>{_e(v)} = {_e(label)}: {_e(d['trend'][v])}</li>" for v, label in d["labels"].items())
+        return _table(head, rows, right) + f"<ul class='muted'>{labels}</ul>"
     return _table(["quantity", "value"], [list(r) for r in _scalar_summary(d)], {1})
 
 

@@ -1,13 +1,18 @@
-"""Plots of a compute sweep: loss vs compute, gap vs size, compute multiplier (PNG)."""
+"""Plots of a compute sweep: loss vs compute, gap vs size, compute multiplier per size (PNG).
+
+Every variant of the sweep is drawn beside vanilla: strict myopia (``kv``) and the paper's
+(``hidden``), in the colours of :data:`myopia.report.plots.COLORS`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from matplotlib.ticker import NullFormatter
 
 from myopia.report.plots import COLORS, plt, save_figure
+
+MARKERS = {">": "^", "<": "v"}  # a bound: k above (triangle up) or below (triangle down) the marker
 
 
 def plot_sweep(result, out_dir: str | Path) -> list[Path]:
@@ -17,80 +22,97 @@ def plot_sweep(result, out_dir: str | Path) -> list[Path]:
             _multiplier(result, out / "multiplier.png")]
 
 
-def _loss_vs_compute(result, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    cm = result.compute_multiplier
-    c_all = [c["compute"] for c in result.cells]
-    c_hi = max(c_all + ([cm["equivalent_myopic_compute"]] if cm["value"] else []))
-    grid = np.geomspace(min(c_all) / 1.3, c_hi * 1.3, 200)
-    for mode in ("vanilla", "myopic"):
-        col = COLORS[mode]
-        pts = [(c["compute"], c["test_loss"]) for c in result.cells if c["mode"] == mode]
-        ax.scatter(*zip(*pts), s=12, color=col, alpha=0.4)
-        means = [(s["compute"], s[mode]["mean"]) for s in result.sizes]
-        ax.plot(*zip(*means), "o", color=col, label=f"{mode} (mean over seeds)")
-        a, b = result.fit[mode]["a"], result.fit[mode]["b"]
-        inside = grid <= max(c_all) * 1.01
-        ax.plot(grid[inside], a * grid[inside] ** -b, color=col, lw=1.2, label=f"{mode} fit  L = {a:.3g}·C^-{b:.3f}")
-        if mode == "myopic":  # only the myopic curve is read beyond the measured range
-            ax.plot(grid[~inside], a * grid[~inside] ** -b, color=col, lw=1.2, ls=":")
-    if cm["value"]:
-        c = cm["at_compute"]
-        target = result.fit["vanilla"]["a"] * c ** -result.fit["vanilla"]["b"]
-        ax.annotate("", xy=(cm["equivalent_myopic_compute"], target), xytext=(c, target),
-                    arrowprops=dict(arrowstyle="->", color="k"))
-        ax.text(c, target, f"  k = {cm['value']:.3g}" + (" (extrapolated)" if cm["extrapolated"] else ""),
-                va="bottom", fontsize=9)
+def _variants(result) -> list[tuple[str, str, str]]:
+    """(variant, policy name, label) of every myopic variant of the sweep."""
+    return [(d, result.sizes[0][d]["policy"], label) for d, label in result.labels.items()]
+
+
+def _log_x(ax) -> None:
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("training compute C = 6·N·tokens (FLOP)")
+
+
+def _loss_vs_compute(result, path: Path) -> Path:
+    """Every cell, the per-size means joined (the measured curves k is read from) and an
+    arrow from C to k·C at vanilla's loss wherever k is interpolated."""
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    curves = [("vanilla", "vanilla", [s["vanilla"]["mean"] for s in result.sizes])]
+    curves += [(pol, label, [s[d]["myopic"]["mean"] for s in result.sizes]) for d, pol, label in _variants(result)]
+    for policy, label, means in curves:
+        col = COLORS.get(policy, "#7f7f7f")
+        pts = [(c["compute"], c["test_loss"]) for c in result.cells if c["policy"] == policy]
+        ax.scatter(*zip(*pts), s=10, color=col, alpha=0.35)
+        ax.plot([s["compute"] for s in result.sizes], means, "o-", color=col, lw=1.2, label=f"{label} (mean over seeds)")
+    for d, pol, _ in _variants(result):
+        for s, k in zip(result.sizes, result.multiplier[d]):
+            if k["method"] == "interpolated" and abs(k["value"] - 1) > 1e-9:
+                y = s["vanilla"]["mean"]
+                ax.annotate("", xy=(k["compute"] * k["value"], y), xytext=(k["compute"], y),
+                            arrowprops=dict(arrowstyle="->", color=COLORS.get(pol, "k"), lw=1))
+    _log_x(ax)
+    ax.set_xlabel("training compute C = 6·(N + n_layer·T·d)·tokens (FLOP)")
     ax.set_ylabel("held-out loss (nats/token)")
-    ax.set_title("loss vs compute (dotted: extrapolated myopic fit)")
-    ax.legend(fontsize=8)
+    ax.set_title("loss vs compute (arrows: interpolated k, C → k·C)")
+    ax.legend(fontsize=7)
     return save_figure(fig, path)
 
 
 def _gap_vs_size(result, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
     n = [s["params"] for s in result.sizes]
-    g = [s["gap"]["mean"] for s in result.sizes]
-    ax.plot(n, g, "o-", color=COLORS["myopic"], label="myopic − vanilla (mean over seeds)")
-    if all(s["gap"]["ci95"] is not None for s in result.sizes):
-        lo = [s["gap"]["ci95"][0] for s in result.sizes]
-        hi = [s["gap"]["ci95"][1] for s in result.sizes]
-        ax.fill_between(n, lo, hi, color=COLORS["myopic"], alpha=0.2, label="95% CI over seeds")
+    for d, pol, label in _variants(result):
+        g = [s[d]["gap"] for s in result.sizes]
+        mean = [x["mean"] for x in g]
+        err = None
+        if all(x["ci95"] is not None for x in g):
+            err = [[m - x["ci95"][0] for m, x in zip(mean, g)], [x["ci95"][1] - m for m, x in zip(mean, g)]]
+        ax.errorbar(n, mean, yerr=err, fmt="o-", color=COLORS.get(pol, "k"), capsize=3,
+                    label=f"{label}" + (": mean, 95% CI over seeds" if err else ": mean"))
     for s in result.sizes:
-        ax.annotate(s["size"], (s["params"], s["gap"]["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.annotate(s["size"], (s["params"], 0), textcoords="offset points", xytext=(0, -12), fontsize=7,
+                    ha="center")
     ax.axhline(0, color="k", lw=0.8)
-    ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    _log_x(ax)
     ax.set_xlabel("parameters N")
-    ax.set_ylabel("myopia gap (nats/token)")
+    ax.set_ylabel("myopia gap, myopic − vanilla (nats/token)")
     ax.set_title("myopia gap vs model size")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     return save_figure(fig, path)
 
 
 def _multiplier(result, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    rows = [r for r in result.multiplier_by_size if r["value"] is not None]
-    if rows:
-        c = [r["compute"] for r in rows]
-        ax.plot(c, [r["value"] for r in rows], "o-", color="k", label="k (fits on all seeds)")
-        band = [r for r in rows if r["ci95"]]
-        if band:
-            ax.fill_between([r["compute"] for r in band], [r["ci95"][0] for r in band], [r["ci95"][1] for r in band],
-                            color="0.6", alpha=0.3, label="95% bootstrap CI over seeds")
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        if all(r["value"] > 0 for r in rows):
-            ax.set_yscale("log")
-        for r in rows:
-            ax.annotate(f"{r['size']}: {r['value']:.3g}", (r["compute"], r["value"]), textcoords="offset points",
-                        xytext=(4, -10), fontsize=8)
+    """k per size: interpolated values with their interval, bounds as triangles pointing
+    the way k lies (never a value beyond the measured compute)."""
+    fig, ax = plt.subplots(figsize=(6.5, 5.4))
+    variants = _variants(result)
+    written = set()  # one label per bound, however many variants share it
+    for j, (d, pol, label) in enumerate(variants):
+        col = COLORS.get(pol, "k")
+        shift = 1.06 ** (j - (len(variants) - 1) / 2)  # side by side at one compute
+        inter = [k for k in result.multiplier[d] if k["method"] == "interpolated"]
+        if inter:
+            x = [k["compute"] * shift for k in inter]
+            y = [k["value"] for k in inter]
+            err = [[v - (k["ci95"] or [v, v])[0] for v, k in zip(y, inter)],
+                   [(k["ci95"] or [v, v])[1] - v for v, k in zip(y, inter)]]
+            ax.errorbar(x, y, yerr=err, fmt="o", color=col, capsize=3, label=f"{label}: interpolated, 95% CI")
+        for direction, marker in MARKERS.items():
+            bound = [k for k in result.multiplier[d] if k["method"] == "bound" and k["direction"] == direction]
+            if bound:
+                ax.scatter([k["compute"] * shift for k in bound], [k["value"] for k in bound], marker=marker, s=50,
+                           facecolors="none", edgecolors=col, label=f"{label}: bound, k {direction} marker")
+                for k in bound:
+                    text = f"k {direction} {k['value']:.3g}"
+                    if (k["size"], text) not in written:
+                        written.add((k["size"], text))
+                        ax.annotate(text, (k["compute"], k["value"]), fontsize=7, textcoords="offset points",
+                                    xytext=(-8, 8 if direction == ">" else -14))
     ax.axhline(1, color="k", lw=0.8, ls="--")
+    _log_x(ax)
+    ax.margins(x=0.08)
+    ax.set_yscale("log")
     ax.set_xlabel("vanilla training compute C (FLOP)")
     ax.set_ylabel("compute multiplier k")
-    ax.set_title("compute multiplier k: L_myopic(k·C) = L_vanilla(C)")
-    ax.legend(fontsize=8)
+    ax.set_title("k with L_myopic(k·C) = L_vanilla(C), read off the measured curves")
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.16))  # below: bounds sit at every height
     return save_figure(fig, path)
