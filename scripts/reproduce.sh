@@ -73,3 +73,21 @@ mkdir -p docs/results/breadcrumbs-k8 && cp runs/breadcrumbs-k8/{results.json,con
 # the raw past instead of pre-caching (feature probe R² per model in results.json; ~4 min)
 myopia gap --task precache-read --detach kv --seeds 3 --out runs/precache-read --resume --no-progress
 mkdir -p docs/results/precache-read && cp runs/precache-read/{results.json,config.json,gap.png} docs/results/precache-read/
+
+# docs/results/horizon-precache-read, docs/results/horizon-breadcrumbs: loss vs gradient horizon,
+# 5 seeds; strict myopia (kv) on precache-read, the paper's variant (hidden) on the breadcrumbs
+# control (wall with --workers 2 --threads 1 on 2 cores shared with an unlocked job: precache-read 12.5 min;
+# breadcrumbs not yet timed, about the same)
+myopia horizon --task precache-read --horizons 0,1,2,4,8,inf --seeds 5 --workers 2 --threads 1 --out runs/horizon-precache-read --overwrite --no-progress
+mkdir -p docs/results/horizon-precache-read && cp runs/horizon-precache-read/{results.json,config.json,horizon.png} docs/results/horizon-precache-read/
+myopia horizon --task breadcrumbs --detach hidden --horizons 0,1,2,4,8,inf --seeds 5 --workers 2 --threads 1 --out runs/horizon-breadcrumbs --overwrite --no-progress
+mkdir -p docs/results/horizon-breadcrumbs && cp runs/horizon-breadcrumbs/{results.json,config.json,horizon.png} docs/results/horizon-breadcrumbs/
+
+# docs/results/decompose-precache-read: offset decomposition of a vanilla precache-read model
+# (trained here, T = 16, 1500 steps with gradient tracking; 16 min with 2 threads on 2 cores shared with an unlocked job); docs/results/decompose-context-lengths:
+# the future share of the W_K+W_V gradient at N = 8, 32, 128 of a precache-read model trained at
+# T = 128 (not yet timed: 8x the positions of the T = 16 run, so expect well over an hour on 2 cores)
+myopia decompose --task precache-read --threads 2 --out runs/decompose-precache-read --overwrite --no-progress
+mkdir -p docs/results/decompose-precache-read && cp runs/decompose-precache-read/{results.json,config.json,decompose.png} docs/results/decompose-precache-read/
+myopia decompose --task precache-read --context-lengths 8,32,128 --threads 2 --out runs/decompose-context-lengths --overwrite --no-progress
+mkdir -p docs/results/decompose-context-lengths && cp runs/decompose-context-lengths/{results.json,config.json,decompose.png,context_lengths.png} docs/results/decompose-context-lengths/
