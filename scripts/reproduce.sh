@@ -108,3 +108,21 @@ myopia gap --task text --data stdlib-docstrings --seq-len 64 --steps 300 --batch
 myopia gap --task text --data stdlib-source --seq-len 64 --steps 300 --batch-size 32 --lr 3e-3 --warmup-steps 30 --eval-every 100 --test-batches 16 --seeds 3 --detach kv,hidden --workers 2 --threads 1 --out runs/domain-code --overwrite --no-progress
 for d in prose code; do mkdir -p docs/results/domain-$d && cp runs/domain-$d/{results.json,config.json,gap.png} docs/results/domain-$d/; done
 python scripts/gap_summary.py docs/results/domain/summary.json prose=docs/results/domain-prose/results.json code=docs/results/domain-code/results.json
+
+# docs/results/horizon-precache-read, docs/results/horizon-breadcrumbs: loss vs gradient horizon,
+# 5 seeds; strict myopia (kv) on precache-read, the paper's variant (hidden) on the breadcrumbs
+# control (wall with --workers 2 --threads 1 on 2 cores shared with an unlocked job: precache-read 12.5 min;
+# breadcrumbs not yet timed, about the same)
+myopia horizon --task precache-read --horizons 0,1,2,4,8,inf --seeds 5 --workers 2 --threads 1 --out runs/horizon-precache-read --overwrite --no-progress
+mkdir -p docs/results/horizon-precache-read && cp runs/horizon-precache-read/{results.json,config.json,horizon.png} docs/results/horizon-precache-read/
+myopia horizon --task breadcrumbs --detach hidden --horizons 0,1,2,4,8,inf --seeds 5 --workers 2 --threads 1 --out runs/horizon-breadcrumbs --overwrite --no-progress
+mkdir -p docs/results/horizon-breadcrumbs && cp runs/horizon-breadcrumbs/{results.json,config.json,horizon.png} docs/results/horizon-breadcrumbs/
+
+# docs/results/decompose-precache-read: offset decomposition of a vanilla precache-read model
+# (trained here, T = 16, 1500 steps with gradient tracking; 16 min with 2 threads on 2 cores shared with an unlocked job); docs/results/decompose-context-lengths:
+# the future share of the W_K+W_V gradient at N = 8, 32, 128 of a precache-read model trained at
+# T = 128 (not yet timed: 8x the positions of the T = 16 run, so expect well over an hour on 2 cores)
+myopia decompose --task precache-read --threads 2 --out runs/decompose-precache-read --overwrite --no-progress
+mkdir -p docs/results/decompose-precache-read && cp runs/decompose-precache-read/{results.json,config.json,decompose.png} docs/results/decompose-precache-read/
+myopia decompose --task precache-read --context-lengths 8,32,128 --threads 2 --out runs/decompose-context-lengths --overwrite --no-progress
+mkdir -p docs/results/decompose-context-lengths && cp runs/decompose-context-lengths/{results.json,config.json,decompose.png,context_lengths.png} docs/results/decompose-context-lengths/

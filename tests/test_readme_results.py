@@ -3,8 +3,12 @@
 A result table in the README is preceded by a marker naming the committed JSON it was read
 from, ``<!-- results: docs/results/NAME/results.json [more.json ...] -->``; every decimal
 number and percentage in the table's body must be a value of those files as printed (same
-rounding; a percentage is 100x a stored share). ``scripts/reproduce.sh`` regenerates the
-files, so a table can always be traced to the command that made it.
+rounding; a percentage is 100x a stored share). A table whose columns come from different
+files names them per column, ``<!-- results: 2=docs/results/A/results.json
+3=docs/results/B/results.json -->`` (columns counted from 1): then every number in column 2
+must be in A and every number in column 3 in B, and a column named by no entry reads the
+files given without a column. ``scripts/reproduce.sh`` regenerates the files, so a table
+can always be traced to the command that made it.
 """
 
 from __future__ import annotations
@@ -53,6 +57,21 @@ def tables() -> list[tuple[int, list[str], list[str]]]:
     return out
 
 
+def sources(entries: list[str]) -> dict[int | None, list[str]]:
+    """Marker entries -> {column (1-based) or None for the unassigned columns: json paths}."""
+    out: dict[int | None, list[str]] = {}
+    for entry in entries:
+        col, sep, path = entry.partition("=")
+        assert not sep or col.isdigit() and int(col) >= 1, f"marker entry {entry!r}: write COLUMN=PATH with COLUMN >= 1"
+        out.setdefault(int(col) if sep else None, []).append(path if sep else entry)
+    return out
+
+
+def cells(row: str) -> list[str]:
+    """The cells of a markdown table row (a fenced table is one cell)."""
+    return [c for c in row.strip().strip("|").split("|")] if row.lstrip().startswith("|") else [row]
+
+
 def matches(token: str, values: list[float]) -> bool:
     token = token.replace("−", "-")
     percent = token.endswith("%")
@@ -71,12 +90,38 @@ def test_the_readme_marks_its_result_tables():
 
 @pytest.mark.parametrize("line, paths, rows", tables(), ids=[f"README:{t[0]}" for t in tables()])
 def test_every_number_in_a_result_table_is_in_its_committed_json(line, paths, rows):
-    values = []
-    for p in paths:
-        f = ROOT / p
-        assert f.is_file(), f"README line {line} names {p}, which is not committed"
-        values += leaves(json.loads(f.read_text()))
+    values: dict[int | None, list[float]] = {}
+    for col, files in sources(paths).items():
+        values[col] = []
+        for p in files:
+            f = ROOT / p
+            assert f.is_file(), f"README line {line} names {p}, which is not committed"
+            values[col] += leaves(json.loads(f.read_text()))
     assert rows, f"README line {line}: the marker is not followed by a table"
-    missing = [(row, tok) for row in rows for tok in NUMBER.findall(row.replace("−", "-"))
-               if not matches(tok, values)]
+    missing = unmatched(rows, values)
     assert not missing, f"README line {line}: numbers not found in {paths}: {missing[:8]}"
+
+
+def unmatched(rows: list[str], values: dict[int | None, list[float]]) -> list[tuple[str, str]]:
+    """(cell, number) for every number of the rows not among its column's values; a column
+    holding numbers with no file for it is an error."""
+    missing = []
+    for row in rows:
+        for k, cell in enumerate(cells(row), start=1):
+            tokens = NUMBER.findall(cell.replace("−", "-"))
+            assert not tokens or k in values or None in values, f"column {k} holds numbers but the marker names no file for it"
+            missing += [(cell.strip(), tok) for tok in tokens if not matches(tok, values.get(k, values.get(None)))]
+    return missing
+
+
+def test_a_per_column_marker_reads_each_column_from_its_own_file():
+    assert sources(["a.json", "2=b.json", "3=c.json", "3=d.json"]) == {None: ["a.json"], 2: ["b.json"], 3: ["c.json", "d.json"]}
+    assert cells("| 0 (myopic) | 98% [90%, 99%] | 7% |") == [" 0 (myopic) ", " 98% [90%, 99%] ", " 7% "]
+    with pytest.raises(AssertionError, match="COLUMN=PATH"):
+        sources(["x=b.json"])
+    row = "| 0 | 98% [90%, 99%] | 7% |"
+    assert unmatched([row], {2: [0.98, 0.90, 0.99], 3: [0.07]}) == []
+    # each column is checked against its own file only: swapping the files finds every number missing
+    assert len(unmatched([row], {2: [0.07], 3: [0.98, 0.90, 0.99]})) == 4
+    with pytest.raises(AssertionError, match="column 3 holds numbers"):
+        unmatched([row], {2: [0.98, 0.90, 0.99]})

@@ -161,6 +161,20 @@ def format_ci(stat: dict, fmt: str = "+.4f") -> str:
     return f"[{lo:{fmt}}, {hi:{fmt}}]"
 
 
+def format_share(stat: dict | float | None) -> str:
+    """A share (e.g. loss / trivial loss) of a :func:`bootstrap_ci` or :func:`mean_ci95` result
+    as ``mean [lo, hi]`` in percent (a plain number, as older results.json files hold, as
+    itself); ``n/a`` when there is none."""
+    if stat is None:
+        return "n/a"
+    if isinstance(stat, (int, float)):
+        return f"{stat:.0%}"
+    if stat.get("ci95") is None:
+        return f"{stat['mean']:.0%}"
+    lo, hi = stat["ci95"]
+    return f"{stat['mean']:.0%} [{lo:.0%}, {hi:.0%}]"
+
+
 def write_config(out: Path, config: dict) -> None:
     """Write ``out/config.json``; a resumed directory must have been started with the same config."""
     path = Path(out) / "config.json"

@@ -10,7 +10,7 @@ from myopia.commands.common import (
 from myopia.measures.horizon import DEFAULT_HORIZONS, horizon_curve
 from myopia.presets import SYNTHETIC_TRAIN
 from myopia.report.figures import draw
-from myopia.results import format_ci
+from myopia.results import format_ci, format_share
 
 
 def add_cli(sub) -> None:
@@ -48,20 +48,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_horizon_table(result) -> str:
-    rows = [("horizon", "reach of a loss at j", "loss mean [95% CI]", "/ trivial [bootstrap 95%]", "per seed")]
+    rows = [("horizon", "reach of a loss at j", "loss mean [95% CI]", "/ trivial [95% CI]", "/ trivial per seed")]
     for r in result.horizons:
         s = r["loss"]
-        rows.append((r["horizon"], r["reach"], f"{s['mean']:.4f} {format_ci(s, '.4f')}", _share(r["relative_to_trivial"]),
-                     " ".join(f"{v:.4f}" for v in r["loss_per_seed"])))
+        per_seed = r.get("relative_to_trivial_per_seed")
+        rows.append((r["horizon"], r["reach"], f"{s['mean']:.4f} {format_ci(s, '.4f')}", format_share(r["relative_to_trivial"]),
+                     " ".join(f"{v:.0%}" for v in per_seed) if per_seed else "n/a"))
     name = result.task.get("name", "task")
     return (f"{name}: held-out loss vs gradient horizon (trivial predictor {result.trivial_loss:.4f}; "
-            f"h is per attention hop)\n" + format_table(rows))
-
-
-def _share(stat: dict | None) -> str:
-    if stat is None:
-        return "n/a"
-    if stat["ci95"] is None:
-        return f"{stat['mean']:.0%}"
-    lo, hi = stat["ci95"]
-    return f"{stat['mean']:.0%} [{lo:.0%}, {hi:.0%}]"
+            f"h is per attention hop; 95% CIs: percentile bootstrap over {len(result.seeds)} seeds)\n" + format_table(rows))

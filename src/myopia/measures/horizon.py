@@ -11,8 +11,10 @@ under that gradient policy and measure the held-out loss. Two kinds of horizon:
   flows only within a block, at any depth (c = 1 is myopic, c >= T vanilla). Its meaning
   in positions is exact; prefer it when a claim is about positions.
 
-Reported per horizon: the loss per seed, the mean with a 95% Student-t interval over
-seeds, the per-position loss, and the trivial predictor's loss for scale.
+Reported per horizon: the loss and its share of the trivial predictor's loss per seed, each
+mean with a 95% percentile-bootstrap interval over seeds (both quantities are >= 0 and the
+interval stays within the seeds' range, where a t-interval on a few seeds can cross 0), and
+the per-position loss.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from myopia.measures.scaffold import MeasureResult, above_trivial, as_model, as_seeds, as_task, run_measure, trivial_loss
 from myopia.policy import GradientPolicy
 from myopia.presets import SYNTHETIC_TRAIN
-from myopia.results import bootstrap_ci, mean_ci95
+from myopia.results import bootstrap_ci
 from myopia.runs import RunSpec
 from myopia.train import TrainConfig
 
@@ -41,7 +43,9 @@ class HorizonResult(MeasureResult):
     detach: str
     n_layer: int
     trivial_loss: float
-    horizons: list[dict]  # one per horizon: label, policy, reach, loss_per_seed, loss (mean/CI), per_position
+    # one per horizon: label, kind, policy, reach, loss_per_seed, loss (mean/CI), relative_to_trivial_per_seed,
+    # relative_to_trivial (mean/CI), per_position
+    horizons: list[dict]
     curves: dict = field(default_factory=dict)  # run key -> training curve
     note: str = ""
 
@@ -116,16 +120,20 @@ def horizon_curve(
         rows = []
         for label, pol in parsed:
             res = [runs[f"{pol.name}-seed{s}"] for s in seeds]
+            losses = [r.test_loss for r in res]
             T = len(res[0].test_loss_per_position)
             rows.append({
                 "horizon": label,
                 "kind": "vanilla" if pol.is_vanilla else ("block" if pol.block is not None else "band"),
                 "policy": pol.to_dict(),
                 "reach": reach(pol, n_layer, task_obj.seq_len),
-                "loss_per_seed": [r.test_loss for r in res],
-                "loss": mean_ci95([r.test_loss for r in res]),
-                # loss / trivial per seed, with a bounded (bootstrap) interval: a share cannot go below 0
-                "relative_to_trivial": bootstrap_ci([r.test_loss / triv for r in res]) if triv else None,
+                "loss_per_seed": losses,
+                # a loss and its share of the trivial loss are >= 0: percentile bootstrap over seeds, whose
+                # interval lies within [min, max] of the seeds (a t-interval on 3-5 seeds can cross 0).
+                # Same resamples for both, so the share's interval is the loss's divided by the trivial loss.
+                "loss": bootstrap_ci(losses),
+                "relative_to_trivial_per_seed": [v / triv for v in losses] if triv else None,
+                "relative_to_trivial": bootstrap_ci([v / triv for v in losses]) if triv else None,
                 "per_position": [sum(r.test_loss_per_position[t] for r in res) / len(res) for t in range(T)],
             })
         return HorizonResult(

@@ -8,7 +8,7 @@ seed noise, extrapolated) follows from the numbers by the rules written next to 
 
 from __future__ import annotations
 
-from myopia.results import format_ci
+from myopia.results import format_ci, format_share
 
 DEMO_ORDER = ("precache", "breadcrumbs", "text")
 VARIANT_WORDS = {"kv": "strict myopia (kv)", "hidden": "the paper's myopia (hidden)"}
@@ -126,12 +126,12 @@ def horizon_finding(data: dict) -> str:
     van = next((r for r in rows if r.get("kind") == "vanilla"), None)
     restricted = [r for r in rows if r.get("kind") != "vanilla"]
     first = restricted[0] if restricted else rows[0]
-    text = f"{task_name(data)}: held-out loss is {share_text(first.get('relative_to_trivial'))} of the trivial loss at h = {first['horizon']}"
+    text = f"{task_name(data)}: held-out loss is {format_share(first.get('relative_to_trivial'))} of the trivial loss at h = {first['horizon']}"
     if van is not None:
-        text += f" and {share_text(van.get('relative_to_trivial'))} with vanilla gradients"
+        text += f" and {format_share(van.get('relative_to_trivial'))} with vanilla gradients"
         if len(restricted) > 1:
             best = min(restricted, key=lambda r: r["loss"]["mean"])
-            text += f"; among restricted horizons h = {best['horizon']} comes closest ({share_text(best.get('relative_to_trivial'))})"
+            text += f"; among restricted horizons h = {best['horizon']} comes closest ({format_share(best.get('relative_to_trivial'))})"
     return text + " (a band horizon is per attention hop)."
 
 

@@ -10,8 +10,9 @@ KIND_COLORS = {"band": "#1f77b4", "block": "#2ca02c", "vanilla": "#d62728"}
 
 
 def plot_horizon(result, path: str | Path) -> Path:
-    """One point per horizon: mean held-out loss with its 95% CI over seeds and the seeds
-    themselves; trivial predictor dashed. x is categorical (0, 1, 2, ..., inf, block=c)."""
+    """One point per horizon: mean held-out loss with its 95% CI over seeds (percentile
+    bootstrap) and every seed's loss beside it; trivial predictor dashed. x is categorical
+    (0, 1, 2, ..., inf, block=c)."""
     rows = result.horizons
     fig, ax = plt.subplots(figsize=(8, 4.8))
     xs = list(range(len(rows)))
@@ -23,7 +24,9 @@ def plot_horizon(result, path: str | Path) -> Path:
             ax.errorbar([x], [m], yerr=[[m - lo], [hi - m]], color=col, marker="o", ms=7, capsize=4, lw=1.5)
         else:
             ax.plot([x], [m], color=col, marker="o", ms=7)
-        ax.plot([x] * len(r["loss_per_seed"]), r["loss_per_seed"], ".", color=col, alpha=0.5)
+        seeds = r["loss_per_seed"]  # spread sideways so that equal losses stay visible, right of the mean
+        ax.plot([x + 0.12 + 0.16 * k / max(len(seeds) - 1, 1) for k in range(len(seeds))], seeds, "x", ms=5,
+                color=col, alpha=0.8, label="one seed" if x == 0 else None)
     band = [(x, r["loss"]["mean"]) for x, r in zip(xs, rows) if r["kind"] in ("band", "vanilla")]
     if len(band) > 1:
         ax.plot(*zip(*band), color=KIND_COLORS["band"], lw=1, alpha=0.6)
@@ -42,6 +45,6 @@ def plot_horizon(result, path: str | Path) -> Path:
                   f"block=c is exact", fontsize=8)
     ax.set_ylabel("held-out loss")
     n = len(result.seeds)
-    ax.set_title(f"{result.task.get('name', 'task')}: loss vs gradient horizon (mean and 95% CI over {n} seed{'s' if n > 1 else ''})", fontsize=10)
+    ax.set_title(f"{result.task.get('name', 'task')}: loss vs gradient horizon (mean, bootstrap 95% CI and each of {n} seed{'s' if n > 1 else ''})", fontsize=10)
     ax.legend(fontsize=8)
     return save_figure(fig, path)

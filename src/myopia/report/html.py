@@ -24,12 +24,12 @@ from pathlib import Path
 
 from myopia.report.document import page
 from myopia.report.findings import demo_order, finding, gap_rows, share_text, task_name
-from myopia.results import atomic_write_text, format_ci
+from myopia.results import atomic_write_text, format_ci, format_share
 
 MEASURE_ORDER = ("gap", "horizon", "decompose", "bonus", "sweep")
 CAPTIONS = {
-    "gap.png": "Left: held-out loss during training, every run. Right: gap per position (myopic − vanilla), mean and 95% CI over seeds.",
-    "horizon.png": "Held-out loss against the gradient horizon (per attention hop; block = c is exact at any depth), mean and 95% CI over seeds.",
+    "gap.png": "Left: held-out loss during training, every run. Right: gap per position (myopic − vanilla), mean with a bootstrap 95% CI over seeds and each seed.",
+    "horizon.png": "Held-out loss against the gradient horizon (per attention hop; block = c is exact at any depth), mean with a bootstrap 95% CI over seeds, and each seed.",
     "decompose.png": "Left: share of each parameter group's gradient coming from the loss τ tokens later. Right: own loss (G(0)) vs later losses per group.",
     "context_lengths.png": "Future share of the W_K/W_V gradient against context length N.",
     "gradient_tracking.png": "Norms of the myopic and future gradients and their cosine during training.",
@@ -138,8 +138,8 @@ def _numbers(m: Measurement) -> str:
                 + _table(["next token", "count", "vanilla", "myopic", "gap"], rows, {1, 2, 3, 4}))
     if m.measure == "horizon":
         rows = [[r["horizon"], r.get("kind", ""), f"{r['loss']['mean']:.4f} {format_ci(r['loss'], '.4f')}",
-                 share_text(r.get("relative_to_trivial"))] for r in d.get("horizons", [])]
-        return _table(["horizon", "kind", "loss [95% CI]", "of trivial"], rows, {2, 3}) + (
+                 format_share(r.get("relative_to_trivial"))] for r in d.get("horizons", [])]
+        return _table(["horizon", "kind", "loss [95% CI]", "of trivial [95% CI]"], rows, {2, 3}) + (
             f"<p class='muted'>{_e(d.get('note', ''))}</p>" if d.get("note") else "")
     if m.measure == "decompose":
         split = d.get("split", {})
