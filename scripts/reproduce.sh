@@ -126,3 +126,8 @@ myopia decompose --task precache-read --threads 2 --out runs/decompose-precache-
 mkdir -p docs/results/decompose-precache-read && cp runs/decompose-precache-read/{results.json,config.json,decompose.png} docs/results/decompose-precache-read/
 myopia decompose --task precache-read --context-lengths 8,32,128 --threads 2 --out runs/decompose-context-lengths --overwrite --no-progress
 mkdir -p docs/results/decompose-context-lengths && cp runs/decompose-context-lengths/{results.json,config.json,decompose.png,context_lengths.png} docs/results/decompose-context-lengths/
+
+# docs/results/probe-rofin-shape: future-token probes with their erasure tests on the Rofin-shape
+# models above (9 models, one torch thread: 17 min wall on 2 cores shared with other jobs)
+OMP_NUM_THREADS=1 myopia probe --gap-dir runs/rofin-shape --out runs/probe-rofin-shape --overwrite --no-progress
+mkdir -p docs/results/probe-rofin-shape && cp runs/probe-rofin-shape/{results.json,config.json,probe.png} docs/results/probe-rofin-shape/
