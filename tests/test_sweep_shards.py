@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from myopia.cli import main
 from myopia.measures.shards import parse_shard, shard_cells
+from tiny_runs import word_salad as corpus
 
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MYOPIA_CACHE", str(tmp_path / "cache"))
     torch.set_num_threads(1)
-
-
-def corpus(tmp_path) -> str:
-    p = tmp_path / "corpus.txt"
-    words = "the cat sat on a mat while the dog ran to the park and back again".split()
-    rng = np.random.default_rng(0)
-    p.write_text("\n\n".join(" ".join(rng.choice(words, 60)) for _ in range(30)))
-    return str(p)
 
 
 def numbers(path) -> dict:

@@ -9,6 +9,17 @@ WORDS = ("the cat sat on a mat while the dog ran to the park and a bird sang in 
          "because every small model learns which word comes next").split()
 
 
+def word_salad(tmp_path: Path) -> str:
+    """30 documents of 60 seeded words: a text too small to learn, enough to train cells on."""
+    import numpy as np
+
+    p = tmp_path / "corpus.txt"
+    words = "the cat sat on a mat while the dog ran to the park and back again".split()
+    rng = np.random.default_rng(0)
+    p.write_text("\n\n".join(" ".join(rng.choice(words, 60)) for _ in range(30)))
+    return str(p)
+
+
 def tiny_corpus(path: Path, docs: int = 60, seed: int = 0) -> Path:
     """Paragraphs of seeded word salad with a repeated pattern (enough for train/val/test at T = 16)."""
     rng = random.Random(seed)

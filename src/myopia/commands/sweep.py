@@ -91,15 +91,7 @@ def run(args: argparse.Namespace) -> int:
         train=train, detach=args.detach or list(SWEEP_DETACH), out_dir=out, workers=args.workers,
         progress=not args.no_progress, shard=args.shard, collect=args.collect,
     )
-    if isinstance(r, Share):
-        print(format_share(r, out))
-        return 0
-    draw(r, out)
-    print_warnings(r)
-    print()
-    print(format_sweep_table(r))
-    print(f"\nresults: {out}/results.json   plots: {out}/loss_vs_compute.png, gap_vs_size.png, multiplier.png")
-    return 0
+    return report(r, out, format_sweep_table, "plots: {out}/loss_vs_compute.png, gap_vs_size.png, multiplier.png")
 
 
 def run_series(args: argparse.Namespace) -> int:
@@ -122,14 +114,19 @@ def run_series(args: argparse.Namespace) -> int:
         detach=args.detach or list(SERIES_DETACH), train=TrainConfig(**train), out_dir=out, workers=args.workers,
         progress=not args.no_progress, shard=args.shard, collect=args.collect,
     )
+    return report(r, out, format_series_table, "plot: {out}/gap_vs_params.png")
+
+
+def report(r, out: str, table, figures: str) -> int:
+    """What a sweep or series prints: a shard's progress, or figures, warnings and the table."""
     if isinstance(r, Share):
         print(format_share(r, out))
         return 0
     draw(r, out)
     print_warnings(r)
     print()
-    print(format_series_table(r))
-    print(f"\nresults: {out}/results.json   plot: {out}/gap_vs_params.png")
+    print(table(r))
+    print(f"\nresults: {out}/results.json   " + figures.format(out=out))
     return 0
 
 
