@@ -177,6 +177,12 @@ def format_share(stat: dict | float | None) -> str:
 
 def write_config(out: Path, config: dict) -> None:
     """Write ``out/config.json``; a resumed directory must have been started with the same config."""
+    check_config(out, config)
+    atomic_write_json(Path(out) / "config.json", config)
+
+
+def check_config(out: Path, config: dict) -> None:
+    """Refuse a directory whose ``config.json`` holds another measurement or another config."""
     path = Path(out) / "config.json"
     if path.exists():
         old = json.loads(path.read_text())
@@ -191,7 +197,6 @@ def write_config(out: Path, config: dict) -> None:
                 f"{path.parent} holds {what}; rerun with the same settings to resume it, use another --out, "
                 f"or --overwrite to replace it"
             )
-    atomic_write_json(path, config)
 
 
 class OutputDirExists(FileExistsError, ValueError):

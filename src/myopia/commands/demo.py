@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 
 from myopia.commands.common import add_run_args, print_warnings
 from myopia.commands.gap import format_gap_table
-from myopia.measures.gap import myopia_gap
-from myopia.presets import DEFAULT_MODEL, DEMO_DETACH, DEMO_SEEDS, DEMO_TASKS, DEMO_TEXT_TASK, SYNTHETIC_TRAIN, TEXT_TRAIN
-from myopia.report.figures import draw
+from myopia.measures.gap import gap_plan
+from myopia.measures.scaffold import run_plan, train_plans
+from myopia.presets import DEFAULT_MODEL, DEMO_DETACH, DEMO_SEEDS, DEMO_TASKS, DEMO_TEXT_TASK, DEMO_TRAIN, TEXT_TRAIN
 from myopia.train import TrainConfig
+
+
+# what a demo directory holds: one gap directory per row and the report
+DEMO_ENTRIES = (*DEMO_TASKS, "text", "report.html")
 
 
 def add_cli(sub) -> None:
@@ -34,12 +40,12 @@ def add_cli(sub) -> None:
     )
     p.add_argument("--out", default="myopia-demo", help="output directory (default: myopia-demo)")
     p.add_argument("--seeds", type=int, default=DEMO_SEEDS, help=f"seeds per task (default: {DEMO_SEEDS})")
-    p.add_argument("--steps", type=int, default=SYNTHETIC_TRAIN["steps"],
-                   help=f"training steps per model on the synthetic tasks (default: {SYNTHETIC_TRAIN['steps']})")
+    p.add_argument("--steps", type=int, default=DEMO_TRAIN["steps"],
+                   help=f"training steps per model on the synthetic tasks (default: {DEMO_TRAIN['steps']})")
     p.add_argument("--text-steps", type=int, default=TEXT_TRAIN["steps"],
                    help=f"training steps per model on the text corpus (default: {TEXT_TRAIN['steps']})")
     p.add_argument("--no-text", action="store_true", help="skip the built-in text corpus row")
-    p.add_argument("--overwrite", action="store_true", help="delete --out first instead of reusing finished runs")
+    p.add_argument("--overwrite", action="store_true", help="replace --out instead of reusing its finished runs (the new demo is built beside the old one and swapped in when complete)")
     add_run_args(p)
     p.set_defaults(func=run)
 
@@ -51,26 +57,39 @@ def run(args: argparse.Namespace) -> int:
     if (out / "config.json").exists():
         measure = json.loads((out / "config.json").read_text()).get("measure", "another")
         raise ValueError(f"{out} holds a {measure} measurement, not a demo; choose another --out")
-    rows = [(task, task, TrainConfig(**{**SYNTHETIC_TRAIN, "steps": args.steps})) for task in DEMO_TASKS]
+    rows = [(task, task, TrainConfig(**{**DEMO_TRAIN, "steps": args.steps})) for task in DEMO_TASKS]
     if not args.no_text:
         rows.append((DEMO_TEXT_TASK, "text", TrainConfig(**{**TEXT_TRAIN, "steps": args.text_steps})))
+    work = out
+    if args.overwrite and out.is_dir() and any(out.iterdir()):
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in DEMO_ENTRIES)
+        if foreign:
+            raise ValueError(f"--overwrite would delete {out}, which holds more than a demo ({', '.join(foreign)}); "
+                             f"choose another --out")
+        work = out.with_name(f".{out.name}.new")  # built beside the old demo, swapped in when complete
+        shutil.rmtree(work, ignore_errors=True)
+    plans = {work / name: gap_plan(task, model=DEFAULT_MODEL, train=train, seeds=args.seeds, detach=list(DEMO_DETACH))
+             for task, name, train in rows}
     t0 = time.perf_counter()
+    # every row's runs in one pool: no worker idles while a row's last run finishes alone
+    train_plans(plans, workers=args.workers, progress=not args.no_progress, desc="demo")
     results = []
-    for task, name, train in rows:
-        result = myopia_gap(
-            task, model=DEFAULT_MODEL, train=train, seeds=args.seeds, detach=list(DEMO_DETACH),
-            out_dir=out / name, resume=not args.overwrite, overwrite=args.overwrite,
-            workers=args.workers, progress=not args.no_progress,
-        )
-        draw(result, out / name)
+    for path, plan in plans.items():
+        result = run_plan(plan, path, resume=True, workers=args.workers, progress=False)  # every run is finished
         results.append(result)
         print_warnings(result)
     from myopia.report.html import build_report
 
-    report = build_report(out)
+    build_report(work)  # draws every row's figures too
+    if work != out:
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(work, out)
+        shutil.rmtree(old, ignore_errors=True)
     print()
     print(format_gap_table(results))
     print(f"\nwall time {time.perf_counter() - t0:.0f} s; results: " + ", ".join(
         f"{out / name}/results.json" for _, name, _ in rows))
-    print(f"report (every plot and number): {report}")
+    print(f"report (every plot and number): {out / 'report.html'}")
     return 0

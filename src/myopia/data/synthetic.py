@@ -113,7 +113,7 @@ class WindowSumTask:
 
 
 PRESETS = {
-    # CPU scale (the demo's tasks: 1500 steps of 32 sequences, a 2-layer, 4-head GPT).
+    # CPU scale (`myopia gap`: 1500 steps of 32 sequences, a 2-layer, 4-head GPT; the demo: 700 steps).
     # precache, K = 8: too wide a window for the model to read the raw inputs and compute the
     # sum after reading, so vanilla learns it by pre-caching — every seed computes sin(a x_t)
     # at t (probe R² >= 0.95 after block 1), which the demo table shows.

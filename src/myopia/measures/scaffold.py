@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, ClassVar
 
 import torch
 
 from myopia import distributed
-from myopia.results import atomic_write_json, make_dir, prepare_out_dir, provenance, write_config
+from myopia.results import atomic_write_json, make_dir, prepare_out_dir, provenance, write_config, check_config
 from myopia.runs import RunSpec, run_all, validate_specs
-from myopia.train import RunResult, held_out_losses
+from myopia.train import RunResult, TrainConfig, held_out_losses
 
 
 @dataclass
@@ -48,6 +48,60 @@ class MeasureResult:
 
 
 Summarize = Callable[[dict[str, RunResult], Path], MeasureResult]
+
+
+@dataclass
+class Plan:
+    """One measure before it runs: its name, config, runs and summary — what
+    :func:`run_measure` needs besides a directory. A measure function that builds its plan
+    separately (``gap_plan``) lets a caller train the runs of several measures together
+    (:func:`train_plans`) before each is summarised with :func:`run_plan`."""
+
+    name: str
+    config: dict
+    specs: list[RunSpec]
+    summarize: Summarize
+    desc: str | None = None
+
+
+def run_plan(plan: Plan, out_dir: str | Path, **run_args) -> MeasureResult | None:
+    """:func:`run_measure` of a :class:`Plan` (``run_args``: resume, overwrite, workers, ...)."""
+    return run_measure(plan.name, plan.config, specs=plan.specs, summarize=plan.summarize, out_dir=out_dir,
+                       desc=plan.desc, **run_args)
+
+
+def train_plans(plans: dict[Path, Plan], *, workers: int = 1, progress: bool = True, desc: str = "runs") -> None:
+    """Train the runs of several measures in one pool of workers, each into its own directory.
+
+    With one pool per measure, the workers idle while a measure's last run finishes alone;
+    in one pool the next measure's runs fill them. Every directory is checked before any is
+    written (a new one is created, one holding the same measure and config is resumed,
+    anything else is refused), then the runs go longest first. Nothing is summarised here:
+    :func:`run_plan` with ``resume=True`` then finds every run finished and summarises it.
+    """
+    plans = {Path(out): plan for out, plan in plans.items()}
+    for out, plan in plans.items():
+        validate_specs(plan.specs)
+        if out.exists() and (out / "config.json").exists():
+            check_config(out, {"measure": plan.name, **plan.config})
+        elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+            prepare_out_dir(out, resume=True, overwrite=False, measure=plan.name)  # raises: not this measure
+    for out, plan in plans.items():
+        distributed.main_first(lambda: (prepare_out_dir(out, resume=True, overwrite=False, measure=plan.name),
+                                        write_config(out, {"measure": plan.name, **plan.config})))
+    root = Path(os.path.commonpath([str(out.absolute()) for out in plans]))
+    specs = [replace(s, key=str((out.absolute() / "runs" / s.key).relative_to(root)))
+             for out, plan in plans.items() for s in plan.specs]
+    specs.sort(key=lambda s: -run_cost(s))  # stable: equal costs keep the measures' order
+    run_all(specs, root, workers=workers, progress=progress, desc=desc)
+    distributed.barrier()
+
+
+def run_cost(spec: RunSpec) -> float:
+    """A run's training work in token-steps (steps x batch x sequence length): the order in
+    which :func:`train_plans` hands runs out (longest first, so no long run starts last)."""
+    train = TrainConfig(**spec.train)
+    return train.steps * train.batch_size * spec.task.get("seq_len", 1)
 
 
 def run_measure(
