@@ -110,27 +110,21 @@ def as_baseline(baseline: str | None, model: dict) -> str | None:
 def myopia_gap(
     task: str | dict = "precache",
     *,
-    model: dict | None = None,
-    train: TrainConfig | None = None,
-    seeds: int | list[int] = 3,
-    detach: str | list[str] = "kv",
-    baseline: str | None = None,
     out_dir: str | Path = "runs/gap",
     resume: bool = False,
     overwrite: bool = False,
     workers: int = 1,
     progress: bool = True,
+    **settings,
 ) -> GapResult:
     """Train vanilla and myopic models for each seed and measure the gap on held-out data.
 
-    ``task``: a task name or ``make_task`` keyword arguments. ``model``: a model spec
-    (default: the built-in GPT, :data:`myopia.presets.DEFAULT_MODEL`); ``train``: default
-    :func:`myopia.presets.train_preset` of the model (the same as ``myopia gap``). ``baseline="bigram"``
-    also trains the transformer-bigram reference (built-in GPT only). Writes ``results.json`` and ``config.json`` to
-    ``out_dir`` (``myopia.report.draw`` makes the figures); each run keeps its own
-    checkpoint directory, so ``resume=True`` continues a killed measurement.
+    ``task`` and ``settings`` (``model``, ``train``, ``seeds``, ``detach``, ``baseline``) are
+    those of :func:`gap_plan`. Writes ``results.json`` and ``config.json`` to ``out_dir``
+    (``myopia.report.draw`` makes the figures); each run keeps its own checkpoint directory,
+    so ``resume=True`` continues a killed measurement.
     """
-    plan = gap_plan(task, model=model, train=train, seeds=seeds, detach=detach, baseline=baseline)
+    plan = gap_plan(task, **settings)
     return run_plan(plan, out_dir, resume=resume, overwrite=overwrite, workers=workers, progress=progress)
 
 
@@ -143,8 +137,16 @@ def gap_plan(
     detach: str | list[str] = "kv",
     baseline: str | None = None,
 ) -> Plan:
-    """The runs and summary of :func:`myopia_gap` (same arguments, no directory), for
-    training several gaps in one pool (:func:`myopia.measures.scaffold.train_plans`)."""
+    """The runs and summary of :func:`myopia_gap` without a directory, so several gaps can
+    train in one pool (:func:`myopia.measures.scaffold.train_plans`).
+
+    ``task``: a task name or ``make_task`` keyword arguments. ``model``: a model spec
+    (default: the built-in GPT, :data:`myopia.presets.DEFAULT_MODEL`); ``train``: default
+    :func:`myopia.presets.train_preset` of the model (the same as ``myopia gap``);
+    ``seeds``: a count or a list; ``detach``: the myopic variants (``"kv"`` strict,
+    ``"hidden"`` the paper's; the first is the headline). ``baseline="bigram"`` also trains
+    the transformer-bigram reference (built-in GPT only).
+    """
     task_obj, task_spec = as_task(task)
     model = as_model(model)
     train = train or TrainConfig(**train_preset(model))
