@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from myopia.policy import GradientPolicy
-from myopia.train import RunResult, TrainConfig, train
+from myopia.train import RunResult, TrainConfig, finished_run, train
 
 
 @dataclass
@@ -244,7 +244,8 @@ def run_all(
     if distributed.current().enabled:
         workers, progress = 1, progress and distributed.is_main()
     total = sum(TrainConfig(**s.train).steps for s in specs)
-    done = sum(TrainConfig(**s.train).steps for s in specs if (out / s.key / "result.json").exists())
+    finished = {s.key: r for s in specs if (r := finished_run(out / s.key)) is not None}
+    done = sum(TrainConfig(**s.train).steps for s in specs if s.key in finished)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -259,9 +260,7 @@ def run_all(
         # finished runs are read here (a worker process costs seconds to start); the rest train in
         # workers with the threads a fresh start would give them, so a resumed measure rounds the same
         threads = max(1, (os.cpu_count() or 1) // workers)
-        for s in specs:
-            if (out / s.key / "result.json").exists():  # what train() returns for a finished run
-                results[s.key] = RunResult(**json.loads((out / s.key / "result.json").read_text()))
+        results.update(finished)
         specs_all, specs = specs, [s for s in specs if s.key not in results]
         if not specs:
             return {s.key: results[s.key] for s in specs_all}

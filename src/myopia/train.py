@@ -289,7 +289,7 @@ def train(
     if done is not None:  # a finished run is never retrained
         if found is not None:
             model.load_state_dict(load_file(str(found[0] / "model.safetensors"), device=device))
-        return RunResult(**done)
+        return done
     if rank.enabled and distributed.parallel_mode() == "fsdp" and (callbacks or cfg.track_gradients_every or select_best):
         raise ValueError("per-step callbacks (--track-gradients-every) and select_best need the whole model on one "
                          "process; use --parallel ddp")
@@ -399,13 +399,18 @@ def train(
     return result
 
 
-def _resume_point(out: Path) -> tuple[dict | None, tuple[Path, dict] | None]:
-    """(saved result of a finished run, newest usable checkpoint) of a run directory.
-    Decided by rank 0 under torchrun, so every rank resumes from the same checkpoint."""
+def finished_run(run_dir: str | Path) -> RunResult | None:
+    """What :func:`train` returned for a finished run directory (its ``result.json``, written
+    after the final checkpoint), or None while the run has not finished."""
+    path = Path(run_dir) / "result.json"
+    return RunResult(**json.loads(path.read_text())) if path.is_file() else None
+
+
+def _resume_point(out: Path) -> tuple[RunResult | None, tuple[Path, dict] | None]:
+    """(result of a finished run, newest usable checkpoint) of a run directory. Decided by
+    rank 0 under torchrun, so every rank resumes from the same checkpoint."""
     out.mkdir(parents=True, exist_ok=True)
-    done = out / "result.json"
-    found = latest_checkpoint(out)
-    return (json.loads(done.read_text()) if done.exists() else None), found
+    return finished_run(out), latest_checkpoint(out)
 
 
 @dataclass

@@ -31,7 +31,7 @@ import torch
 from myopia import distributed
 from myopia.results import atomic_write_json, make_dir, prepare_out_dir, provenance, write_config, check_config
 from myopia.runs import RunSpec, run_all, validate_specs
-from myopia.train import RunResult, TrainConfig, held_out_losses
+from myopia.train import RunResult, TrainConfig, finished_run, held_out_losses
 
 
 @dataclass
@@ -200,18 +200,16 @@ def _train_share(name: str, config: dict, share: list[RunSpec], out: Path, **run
 def _collect(name: str, config: dict, specs: list[RunSpec], summarize: Summarize, out: Path) -> MeasureResult:
     """Summarise finished runs without training: the directory must hold this measure's
     config, and every run its result."""
-    import json
-
     if not (out / "config.json").is_file():
         raise UnfinishedRuns(f"{out} holds no {name} to collect (no config.json); train its runs first")
     distributed.main_first(lambda: write_config(out, {"measure": name, **config}))  # the same config, or refused
-    missing = [s.key for s in specs if not (out / "runs" / s.key / "result.json").is_file()]
+    runs = {s.key: finished_run(out / "runs" / s.key) for s in specs}
+    missing = [key for key, run in runs.items() if run is None]
     if missing:
         raise UnfinishedRuns(
             f"{len(missing)} of {len(specs)} runs in {out / 'runs'} are not finished: {', '.join(missing)}; "
             f"train them (the shards that own them), then collect again"
         )
-    runs = {s.key: RunResult(**json.loads((out / "runs" / s.key / "result.json").read_text())) for s in specs}
     result = summarize(runs, out)
     result.provenance = provenance()
     if distributed.is_main():
