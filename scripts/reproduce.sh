@@ -116,8 +116,8 @@ python scripts/gap_summary.py docs/results/domain/summary.json prose=docs/result
 
 # docs/results/horizon-precache-read, docs/results/horizon-breadcrumbs: loss vs gradient horizon,
 # 5 seeds; strict myopia (kv) on precache-read, the paper's variant (hidden) on the breadcrumbs
-# control (wall with --workers 2 --threads 1 on 2 cores shared with an unlocked job: precache-read 12.5 min;
-# breadcrumbs not yet timed, about the same)
+# control (wall with --workers 2 --threads 1 on 2 cores: precache-read 12.5 min shared with an unlocked job;
+# breadcrumbs 13.9 min, shared for about 2 min with a test run)
 myopia horizon --task precache-read --horizons 0,1,2,4,8,inf --seeds 5 --workers 2 --threads 1 --out runs/horizon-precache-read --overwrite --no-progress
 mkdir -p docs/results/horizon-precache-read && cp runs/horizon-precache-read/{results.json,config.json,horizon.png} docs/results/horizon-precache-read/
 myopia horizon --task breadcrumbs --detach hidden --horizons 0,1,2,4,8,inf --seeds 5 --workers 2 --threads 1 --out runs/horizon-breadcrumbs --overwrite --no-progress
