@@ -17,10 +17,11 @@ flash attention) that recomputes P from the saved row log-sum-exp, accumulates d
 key blocks each query block reads, and takes P_ii and dS_ii from the diagonal tiles it
 already has: three (T, T)-sized matrix products per head instead of five.
 
-Forward: in float16/bfloat16 on CUDA, torch's flash kernel (the one vanilla attention runs)
-gives O and the row log-sum-exp; in float32 (which that kernel refuses), on a refusal, and
-under Triton's interpreter, the flash-style Triton kernel here. Both return O in the input
-dtype and lse in float32.
+Forward: on CUDA, torch's fused kernel that vanilla attention runs in that dtype (flash in
+float16/bfloat16, memory-efficient in float32) gives O and the row log-sum-exp, so the
+forward costs what vanilla's does; where it declines the inputs, and under Triton's
+interpreter, the flash-style Triton kernel here. Both return O in the input dtype and lse
+in float32.
 
 Shapes: q, k, v (B, nh, T, hs), any strides, one dtype of float32, bfloat16, float16;
 hs in :data:`HEAD_DIMS`. Output and gradients have q's shape and dtype; every score,
@@ -124,22 +125,29 @@ def causal_forward(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, *, impl: str = "auto",
     blocks: tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Causal attention O (B, nh, T, hs) in q's dtype and row log-sum-exp (B, nh, T) float32.
+    """Causal attention O (B, nh, T, hs) in q's dtype and row log-sum-exp (B, nh, T) float32
+    (a view, possibly of a padded tensor).
 
-    impl "auto": torch's flash kernel for 16-bit CUDA tensors (vanilla attention's own
-    forward), falling back to Triton when it declines the inputs; "torch" insists on it;
-    "triton" is the Triton kernel. ``blocks`` = (BLOCK_M, BLOCK_N) overrides the Triton tiles."""
-    if impl != "triton" and q.device.type == "cuda" and q.dtype != torch.float32:
+    impl "auto": on CUDA torch's fused kernel (flash for 16-bit, memory-efficient for
+    float32: vanilla attention's own forward), falling back to Triton when it declines the
+    inputs; "torch" insists on it; "triton" is the Triton kernel. ``blocks`` = (BLOCK_M,
+    BLOCK_N) overrides the Triton tiles."""
+    if impl != "triton" and q.device.type == "cuda":
         from myopia.attention import kernel_refused
 
         try:
-            out, lse = torch.ops.aten._scaled_dot_product_flash_attention(q, k, v, 0.0, True, False, scale=scale)[:2]
-            return out, lse[..., : q.shape[-2]]
+            if q.dtype == torch.float32:
+                out, lse = torch.ops.aten._scaled_dot_product_efficient_attention(
+                    q, k, v, None, True, 0.0, True, scale=scale
+                )[:2]
+            else:
+                out, lse = torch.ops.aten._scaled_dot_product_flash_attention(q, k, v, 0.0, True, False, scale=scale)[:2]
+            return out, lse[..., : q.shape[-2]]  # the memory-efficient kernel pads lse's last dimension
         except RuntimeError as e:
             if impl == "torch" or not kernel_refused(e):
                 raise
     elif impl == "torch":
-        raise ValueError("forward='torch' needs 16-bit CUDA tensors (torch's flash kernel)")
+        raise ValueError("forward='torch' needs CUDA tensors (torch's fused kernels)")
     B, H, T, hs = q.shape
     out = torch.empty(B, H, T, hs, dtype=q.dtype, device=q.device)
     lse = torch.empty(B, H, T, dtype=torch.float32, device=q.device)
@@ -160,12 +168,17 @@ def myopic_backward(
 
 
 # ------------------------------------------------------------------------------ launching
-# (BLOCK_M, BLOCK_N, num_warps, num_stages) candidates per kernel; on CUDA Triton's autotuner
-# picks one per (T, hs, dtype) at the first call, under the interpreter the first one runs.
-# BLOCK_M is a multiple of BLOCK_N (the diagonal query block is split into whole key blocks).
+# (BLOCK_M, BLOCK_N, num_warps, num_stages) candidates per kernel and dot kind; on CUDA
+# Triton's autotuner picks one per (T, hs, dtype) at the first call (not measured yet: no GPU
+# was available where this was written); under the interpreter the first one runs. BLOCK_M
+# is a multiple of BLOCK_N (the diagonal query block is split into whole key blocks).
+# Float32 (IEEE products, no tensor cores) gets smaller tiles: compiled for sm_90, 128-row
+# float32 tiles spill registers.
 _CONFIGS = {
-    "forward": [(64, 64, 4, 2), (128, 64, 4, 3), (128, 64, 8, 3), (128, 32, 4, 3), (64, 32, 4, 3)],
-    "backward": [(64, 32, 4, 2), (128, 32, 4, 3), (128, 32, 8, 3), (64, 64, 4, 3), (128, 64, 8, 2)],
+    ("forward", "16-bit"): [(64, 64, 4, 2), (128, 64, 4, 3), (128, 64, 8, 3), (128, 32, 4, 3), (64, 32, 4, 3)],
+    ("backward", "16-bit"): [(64, 32, 4, 2), (128, 32, 4, 3), (128, 32, 8, 3), (64, 64, 4, 3), (128, 64, 8, 2)],
+    ("forward", "float32"): [(32, 32, 4, 2), (64, 32, 4, 2), (64, 32, 8, 2), (32, 16, 4, 2)],
+    ("backward", "float32"): [(32, 32, 4, 2), (64, 32, 4, 2), (64, 32, 8, 2), (32, 16, 4, 2)],
 }
 _TUNED: dict = {}
 
@@ -182,18 +195,20 @@ def _launch(kernel, name: str, q: torch.Tensor, blocks, tensors: tuple, rows: tu
     # as their integer bit patterns, so there they go to float32 first: the same products
     # (bf16 x bf16 is exact in float32) with the same float32 accumulation as the GPU's.
     dot = "ieee" if q.dtype == torch.float32 else "upcast" if INTERPRET and q.dtype == torch.bfloat16 else "native"
+    tiles = (name, "float32" if q.dtype == torch.float32 else "16-bit")
+    configs = _CONFIGS[tiles]
     if blocks is not None or INTERPRET:
-        bm, bn, warps, stages = (*blocks, 4, 2) if blocks is not None else _CONFIGS[name][0]
+        bm, bn, warps, stages = (*blocks, 4, 2) if blocks is not None else configs[0]
         kernel[(triton.cdiv(T, bm), B * H)](
             *args, HEAD_DIM=hs, BLOCK_M=bm, BLOCK_N=bn, DOT=dot, num_warps=warps, num_stages=stages
         )
         return
-    tuned = _TUNED.get(name)
+    tuned = _TUNED.get(tiles)
     if tuned is None:
-        configs = [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s)
-                   for bm, bn, w, s in _CONFIGS[name]]
+        candidates = [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s)
+                      for bm, bn, w, s in configs]
         # tuned once per (T, hs, dot); the autotuner adds the tensors' dtypes to the key itself
-        tuned = _TUNED[name] = triton.autotune(configs, key=["T", "HEAD_DIM", "DOT"])(kernel)
+        tuned = _TUNED[tiles] = triton.autotune(candidates, key=["T", "HEAD_DIM", "DOT"])(kernel)
     tuned[lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H)](*args, HEAD_DIM=hs, DOT=dot)
 
 
@@ -204,11 +219,12 @@ if triton is not None:
         """a @ b accumulated in float32; DOT: "ieee" (float32 inputs), "native" (16-bit
         tensor cores) or "upcast" (bfloat16 under the interpreter, see :func:`_launch`)."""
         if DOT == "upcast":
-            return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
+            c = tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
         elif DOT == "ieee":
-            return tl.dot(a, b, input_precision="ieee")
+            c = tl.dot(a, b, input_precision="ieee")
         else:
-            return tl.dot(a, b)
+            c = tl.dot(a, b)
+        return c
 
     @triton.jit
     def _forward_tile(acc, m_i, l_i, q, k_base, v_base, skt, skd, svt, svd, start_n, offs_m, offs_d, T, qk_scale,
@@ -237,7 +253,7 @@ if triton is not None:
         then the diagonal block's key tiles with the causal mask."""
         start_m = tl.program_id(0) * BLOCK_M
         bh = tl.program_id(1)
-        b, h = bh // H, bh % H
+        b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)  # int64 offsets: B * nh * T * hs may pass 2^31
         offs_m = start_m + tl.arange(0, BLOCK_M)
         offs_d = tl.arange(0, HEAD_DIM)
         row_ok = offs_m < T
@@ -258,7 +274,7 @@ if triton is not None:
         acc = acc / l_i[:, None]
         tl.store(O + b * sob + h * soh + offs_m[:, None] * sot + offs_d[None, :] * sod,
                  acc.to(O.dtype.element_ty), mask=row_ok[:, None])
-        tl.store(LSE + bh * T + offs_m, (m_i + tl.math.log2(l_i)) * 0.6931471805599453, mask=row_ok)
+        tl.store(LSE + bh.to(tl.int64) * T + offs_m, (m_i + tl.math.log2(l_i)) * 0.6931471805599453, mask=row_ok)
 
     @triton.jit
     def _dq_tile(dq, q, do, lse2, delta, k_base, v_base, skt, skd, svt, svd, start_n, offs_m, offs_d, T, qk_scale,
@@ -286,7 +302,7 @@ if triton is not None:
         """dQ, and the diagonal dk, dv, of one (query block, batch*head)."""
         start_m = tl.program_id(0) * BLOCK_M
         bh = tl.program_id(1)
-        b, h = bh // H, bh % H
+        b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)  # int64 offsets: B * nh * T * hs may pass 2^31
         offs_m = start_m + tl.arange(0, BLOCK_M)
         offs_d = tl.arange(0, HEAD_DIM)
         row_ok = offs_m < T
@@ -296,7 +312,7 @@ if triton is not None:
         do = tl.load(DO + b * sdob + h * sdoh + rows * sdot + cols * sdod, mask=row_ok[:, None], other=0.0)
         o = tl.load(O + b * sob + h * soh + rows * sot + cols * sod, mask=row_ok[:, None], other=0.0)
         delta = tl.sum(do.to(tl.float32) * o.to(tl.float32), 1)  # D_i = dO_i . O_i
-        lse2 = tl.load(LSE + bh * T + offs_m, mask=row_ok, other=0.0) * 1.4426950408889634  # base 2
+        lse2 = tl.load(LSE + bh.to(tl.int64) * T + offs_m, mask=row_ok, other=0.0) * 1.4426950408889634  # base 2
         k_base = K + b * skb + h * skh
         v_base = V + b * svb + h * svh
         qk_scale = scale * 1.4426950408889634
