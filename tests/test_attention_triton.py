@@ -28,7 +28,6 @@ checked to pick it.
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import json
 import math
@@ -43,6 +42,7 @@ import torch
 import myopia.attention as attention
 from myopia.attention import myopic_path, reference_attention
 from myopia.policy import GradientPolicy
+from test_attention_precision import gpt_errors_on_cuda
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed (pip install 'myopia[triton]')")
@@ -202,29 +202,13 @@ def test_cuda_triton_path_in_gpt_matches_float64_reference(dtype, forward, monke
     is made to fail): logits and every parameter gradient against the float64 reference
     path on CPU, within twice the error of the vanilla GPT in the same dtype on the same GPU."""
     from myopia import attention_triton
-    from myopia.model import GPT, GPTConfig
 
     if forward == "triton":  # the Triton forward also in 16-bit (auto uses torch's flash kernel there)
         real = attention_triton.myopic_attention
         monkeypatch.setattr(attention_triton, "myopic_attention", lambda q, k, v, s: real(q, k, v, s, forward="triton"))
     monkeypatch.setattr(attention, "myopic_attention_by_correction", _no_correction)
-    T, V = 100, 64  # T not a multiple of any tile: partial tiles at the end
-    torch.manual_seed(0)
-    base = GPT(GPTConfig(block_size=T, vocab_size=V, n_layer=2, n_head=4, n_embd=128))
-    x = torch.randint(0, V, (4, T), generator=torch.Generator().manual_seed(1))
-
-    def run(model, device, policy, impl):
-        model.zero_grad(set_to_none=True)
-        logits = model(x.to(device), policy=policy, impl=impl)
-        loss = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, V), x[:, 1:].reshape(-1).to(device))
-        loss.backward()
-        return [logits.detach().double().cpu()] + [p.grad.double().cpu() for p in model.parameters()]
-
-    low = copy.deepcopy(base).to("cuda", dtype)
-    ref = copy.deepcopy(low).to("cpu", torch.float64)  # the oracle starts from the same rounded weights
-    myopic = GradientPolicy(horizon=0, detach="kv")
-    err_myopic = _worst(run(low, "cuda", myopic, "fast"), run(ref, "cpu", myopic, "reference"))
-    err_vanilla = _worst(run(low, "cuda", GradientPolicy(), "auto"), run(ref, "cpu", GradientPolicy(), "reference"))
+    # T = 100: not a multiple of any tile, partial tiles at the end
+    err_myopic, err_vanilla = gpt_errors_on_cuda(dtype, GradientPolicy(horizon=0, detach="kv"), T=100)
     assert err_myopic <= 2 * err_vanilla + 1e-6, f"myopic {err_myopic:.2e} vs vanilla {err_vanilla:.2e}"
 
 

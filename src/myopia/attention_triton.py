@@ -176,7 +176,8 @@ def myopic_backward(
 # float32 tiles spill registers.
 _CONFIGS = {
     ("forward", "16-bit"): [(64, 64, 4, 2), (128, 64, 4, 3), (128, 64, 8, 3), (128, 32, 4, 3), (64, 32, 4, 3)],
-    ("backward", "16-bit"): [(64, 32, 4, 2), (128, 32, 4, 3), (128, 32, 8, 3), (64, 64, 4, 3), (128, 64, 8, 2)],
+    ("backward", "16-bit"): [(64, 32, 4, 2), (64, 32, 8, 2), (128, 32, 8, 3), (64, 64, 4, 3), (64, 64, 8, 2),
+                             (128, 64, 8, 2)],
     ("forward", "float32"): [(32, 32, 4, 2), (64, 32, 4, 2), (64, 32, 8, 2), (32, 16, 4, 2)],
     ("backward", "float32"): [(32, 32, 4, 2), (64, 32, 4, 2), (64, 32, 8, 2), (32, 16, 4, 2)],
 }
@@ -227,6 +228,16 @@ if triton is not None:
         return c
 
     @triton.jit
+    def _query_block(H, T, BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr):
+        """This program's query block: its first row, batch*head index bh = b * H + h (b, h
+        as int64: B * nh * T * hs may pass 2^31), row and head-dim offsets, rows < T."""
+        start_m = tl.program_id(0) * BLOCK_M
+        bh = tl.program_id(1)
+        offs_m = start_m + tl.arange(0, BLOCK_M)
+        return (start_m, bh, (bh // H).to(tl.int64), (bh % H).to(tl.int64), offs_m, tl.arange(0, HEAD_DIM),
+                offs_m < T)
+
+    @triton.jit
     def _forward_tile(acc, m_i, l_i, q, k_base, v_base, skt, skd, svt, svd, start_n, offs_m, offs_d, T, qk_scale,
                       BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, DOT: tl.constexpr):
         """One key block of the online softmax; scores in base 2 (qk_scale = c log2 e)."""
@@ -251,12 +262,7 @@ if triton is not None:
                         DOT: tl.constexpr):
         """O and lse of one (query block, batch*head): keys below the block in full tiles,
         then the diagonal block's key tiles with the causal mask."""
-        start_m = tl.program_id(0) * BLOCK_M
-        bh = tl.program_id(1)
-        b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)  # int64 offsets: B * nh * T * hs may pass 2^31
-        offs_m = start_m + tl.arange(0, BLOCK_M)
-        offs_d = tl.arange(0, HEAD_DIM)
-        row_ok = offs_m < T
+        start_m, bh, b, h, offs_m, offs_d, row_ok = _query_block(H, T, BLOCK_M, HEAD_DIM)
         q = tl.load(Q + b * sqb + h * sqh + offs_m[:, None] * sqt + offs_d[None, :] * sqd,
                     mask=row_ok[:, None], other=0.0)
         k_base = K + b * skb + h * skh
@@ -280,16 +286,21 @@ if triton is not None:
     def _dq_tile(dq, q, do, lse2, delta, k_base, v_base, skt, skd, svt, svd, start_n, offs_m, offs_d, T, qk_scale,
                  BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, DOT: tl.constexpr):
         """dQ += dS K over one key block; also returns P and dS there (the diagonal is read
-        from them in the causal tiles)."""
+        from them in the causal tiles). Keys below the query block are all < T: no mask."""
         offs_n = start_n + tl.arange(0, BLOCK_N)
-        key_ok = offs_n < T
-        kt = tl.load(k_base + offs_n[None, :] * skt + offs_d[:, None] * skd, mask=key_ok[None, :], other=0.0)
-        vt = tl.load(v_base + offs_n[None, :] * svt + offs_d[:, None] * svd, mask=key_ok[None, :], other=0.0)
-        p = tl.math.exp2(_dot(q, kt, DOT) * qk_scale - lse2[:, None])  # (BLOCK_M, BLOCK_N)
+        k_ptrs = k_base + offs_n[:, None] * skt + offs_d[None, :] * skd  # (BLOCK_N, HEAD_DIM)
+        v_ptrs = v_base + offs_n[:, None] * svt + offs_d[None, :] * svd
+        if CAUSAL:
+            k = tl.load(k_ptrs, mask=(offs_n < T)[:, None], other=0.0)
+            v = tl.load(v_ptrs, mask=(offs_n < T)[:, None], other=0.0)
+        else:
+            k = tl.load(k_ptrs)
+            v = tl.load(v_ptrs)
+        p = tl.math.exp2(_dot(q, tl.trans(k), DOT) * qk_scale - lse2[:, None])  # (BLOCK_M, BLOCK_N)
         if CAUSAL:
             p = tl.where(offs_m[:, None] >= offs_n[None, :], p, 0.0)
-        ds = p * (_dot(do, vt, DOT) - delta[:, None])
-        dq += _dot(ds.to(kt.dtype), tl.trans(kt), DOT)
+        ds = p * (_dot(do, tl.trans(v), DOT) - delta[:, None])
+        dq += _dot(ds.to(k.dtype), k, DOT)
         return dq, p, ds
 
     @triton.jit
@@ -300,12 +311,7 @@ if triton is not None:
                    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                    DOT: tl.constexpr):
         """dQ, and the diagonal dk, dv, of one (query block, batch*head)."""
-        start_m = tl.program_id(0) * BLOCK_M
-        bh = tl.program_id(1)
-        b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)  # int64 offsets: B * nh * T * hs may pass 2^31
-        offs_m = start_m + tl.arange(0, BLOCK_M)
-        offs_d = tl.arange(0, HEAD_DIM)
-        row_ok = offs_m < T
+        start_m, bh, b, h, offs_m, offs_d, row_ok = _query_block(H, T, BLOCK_M, HEAD_DIM)
         rows = offs_m[:, None]
         cols = offs_d[None, :]
         q = tl.load(Q + b * sqb + h * sqh + rows * sqt + cols * sqd, mask=row_ok[:, None], other=0.0)
