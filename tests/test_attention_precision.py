@@ -150,33 +150,41 @@ def test_cuda_correction_path_in_gpt_matches_float64_reference(dtype, detach, mo
 
     monkeypatch.setattr(attention, "sdpa_with_chunked_lse", no_fallback)
     monkeypatch.setattr(attention, "myopic_path", lambda *args: "correction")
-    err_myopic, err_vanilla = gpt_errors_on_cuda(dtype, GradientPolicy(horizon=0, detach=detach), T)
+    model, x = small_gpt(T)
+    err_myopic, err_vanilla = model_errors(model.to("cuda", dtype), x, GradientPolicy(horizon=0, detach=detach))
     assert err_myopic <= 2 * err_vanilla + 1e-6, f"myopic {err_myopic:.2e} vs vanilla {err_vanilla:.2e}"
 
 
-def gpt_errors_on_cuda(dtype: torch.dtype, policy: GradientPolicy, T: int) -> tuple[float, float]:
-    """Worst error (logits and every parameter gradient) of a 2-layer built-in GPT on CUDA in
-    ``dtype`` under ``policy`` (impl "fast"), and of the vanilla GPT there, each against the
-    float64 reference path on CPU started from the same rounded weights."""
+def small_gpt(T: int) -> tuple[GPT, torch.Tensor]:
+    """A 2-layer built-in GPT (4 heads of size 32, seeded) and a batch x (4, T) of its tokens."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=T, vocab_size=64, n_layer=2, n_head=4, n_embd=128))
+    return model, torch.randint(0, 64, (4, T), generator=torch.Generator().manual_seed(1))
+
+
+def model_errors(model, x: torch.Tensor, policy: GradientPolicy) -> tuple[float, float]:
+    """Worst error (logits and every parameter gradient, next-token loss on x (B, T)) of
+    ``model`` (the built-in GPT or an HFCausalLM, any device and dtype) under ``policy`` with
+    impl "fast", and of the same model vanilla, each against a float64 copy on CPU (the same
+    rounded weights) on the reference path."""
     import copy
 
-    torch.manual_seed(0)
-    V = 64
-    base = GPT(GPTConfig(block_size=T, vocab_size=V, n_layer=2, n_head=4, n_embd=128))
-    x = torch.randint(0, V, (4, T), generator=torch.Generator().manual_seed(1))
+    ref = copy.deepcopy(model).to("cpu", torch.float64)
+    device = next(model.parameters()).device
 
-    def run(model, device, policy, impl):
-        model.zero_grad(set_to_none=True)
-        logits = model(x.to(device), policy=policy, impl=impl)
-        loss = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, V), x[:, 1:].reshape(-1).to(device))
+    def run(m, dev, policy, impl):
+        m.zero_grad(set_to_none=True)
+        logits = m(x.to(dev), policy=policy, impl=impl)
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].float().reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1).to(dev)
+        )
         loss.backward()
-        return [logits.detach().double().cpu()] + [p.grad.double().cpu() for p in model.parameters()]
+        return [logits.detach().double().cpu()] + [p.grad.double().cpu() for p in m.parameters() if p.grad is not None]
 
     def worst(a, b):
+        assert len(a) == len(b)
         return max(_error(x, y) for x, y in zip(a, b))
 
-    low = copy.deepcopy(base).to("cuda", dtype)
-    ref = copy.deepcopy(low).to("cpu", torch.float64)  # the oracle starts from the same rounded weights
-    err_policy = worst(run(low, "cuda", policy, "fast"), run(ref, "cpu", policy, "reference"))
-    err_vanilla = worst(run(low, "cuda", GradientPolicy(), "auto"), run(ref, "cpu", GradientPolicy(), "reference"))
+    err_policy = worst(run(model, device, policy, "fast"), run(ref, "cpu", policy, "reference"))
+    err_vanilla = worst(run(model, device, GradientPolicy(), "auto"), run(ref, "cpu", GradientPolicy(), "reference"))
     return err_policy, err_vanilla

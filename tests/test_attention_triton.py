@@ -2,8 +2,8 @@
 
 On CPU the kernels run under Triton's interpreter. Triton reads ``TRITON_INTERPRET`` when a
 kernel is defined (at import), so the interpreted cases run in one child process started
-with the variable set (:func:`_interpreted_errors`); this process, and every other test,
-never sees it. The child compares the Triton forward and dQ-only backward with the float64
+with the variable set (the ``interpreted_errors`` fixture); this process, and every other
+test, never sees it. The child compares the Triton forward and dQ-only backward with the float64
 reference (``reference_attention`` under horizon 0, ``detach="kv"``) on the same rounded
 inputs and reports the errors ``max|X - X_ref| / max|X_ref|`` (:func:`_error`); the tests
 here assert them:
@@ -21,7 +21,9 @@ so the error is the computation's, not the inputs' rounding.
 
 Small tiles (BLOCK_M=32, BLOCK_N=16) make T = 33 and 64 run every branch of the kernels:
 full key tiles below the query block, the causal tiles of the diagonal block, partial tiles
-at T. On CUDA (skipped without a GPU) the path runs inside the built-in GPT and a tiny
+at T. The child also runs the built-in GPT and a tiny Llama in float32 with every attention
+layer on the Triton path (the dispatch forced to it), logits and every parameter gradient
+within twice the vanilla model's error against the float64 reference. On CUDA (skipped without a GPU) the path runs inside the built-in GPT and a tiny
 Hugging Face model against float64 reference gradients, and ``myopic_fast_attention`` is
 checked to pick it.
 """
@@ -42,7 +44,7 @@ import torch
 import myopia.attention as attention
 from myopia.attention import myopic_path, reference_attention
 from myopia.policy import GradientPolicy
-from test_attention_precision import gpt_errors_on_cuda
+from test_attention_precision import model_errors, small_gpt
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed (pip install 'myopia[triton]')")
@@ -59,6 +61,7 @@ CASES = {
 }
 DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 TENSORS = ("out", "dq", "dk", "dv")
+MODEL_T = 40
 FP32_TOL = 1e-5
 LOW_EPS = 2
 
@@ -126,9 +129,33 @@ class _TritonTiles(torch.autograd.Function):
         return dq, dk, dv, None, None, None, None
 
 
+def _model_cases() -> dict:
+    """Child process only: the built-in GPT and a tiny Llama in float32 on CPU, strictly myopic
+    with every attention layer on the Triton path (the dispatch forced to it: on CPU it
+    picks the CPU paths), errors against the float64 reference and the vanilla model's."""
+    import tempfile
+
+    from myopia import attention_triton
+
+    calls = []
+    real = attention_triton.myopic_attention
+    attention.myopic_path = lambda *args: "triton"
+    attention_triton.myopic_attention = lambda *a, **kw: calls.append(1) or real(*a, **kw)
+    policy = GradientPolicy(horizon=0, detach="kv")
+    out = {}
+    gpt, x = small_gpt(MODEL_T)
+    out["gpt"] = [*model_errors(gpt, x, policy), len(calls)]
+    calls.clear()
+    with tempfile.TemporaryDirectory() as root:
+        lm, x = _llama(Path(root), torch.float32, "cpu", MODEL_T)
+        out["llama"] = [*model_errors(lm, x, policy), len(calls)]
+    return out
+
+
 def _child_main() -> None:
     torch.set_num_threads(1)
-    print(json.dumps({name: _case_errors(*case) for name, case in CASES.items()}))
+    out = {name: _case_errors(*case) for name, case in CASES.items()}
+    print(json.dumps({"cases": out, "models": _model_cases()}))
 
 
 @pytest.fixture(scope="module")
@@ -146,13 +173,23 @@ def interpreted_errors() -> dict:
 @needs_triton
 @pytest.mark.parametrize("case", CASES)
 def test_interpreted_triton_path_matches_float64_reference(interpreted_errors, case):
-    res = interpreted_errors[case]
+    res = interpreted_errors["cases"][case]
     dtype_name = CASES[case][0]
     assert res["dtypes"] == [str(DTYPES[dtype_name])] * 4  # output and gradients keep the input's dtype
     for i, name in enumerate(TENSORS):
         err = res["errors"][i]
         bound = FP32_TOL if dtype_name == "float32" else LOW_EPS * torch.finfo(DTYPES[dtype_name]).eps
         assert err <= bound, f"{name}: error {err:.2e} > {bound:.2e}"
+
+
+@needs_triton
+@pytest.mark.parametrize("model", ["gpt", "llama"])
+def test_interpreted_triton_path_in_models_matches_float64_reference(interpreted_errors, model):
+    """Logits and every parameter gradient of the myopic model with its attention on the
+    Triton path (2 layers: 2 calls) within twice the vanilla model's float32 error."""
+    err_myopic, err_vanilla, calls = interpreted_errors["models"][model]
+    assert calls == 2, "the Triton path did not serve every attention layer"
+    assert err_myopic <= 2 * err_vanilla + 1e-6, f"myopic {err_myopic:.2e} vs vanilla {err_vanilla:.2e}"
 
 
 @needs_triton
@@ -190,8 +227,14 @@ def test_myopic_fast_attention_picks_triton_on_cuda(monkeypatch):
     assert calls == [1]
 
 
-def _worst(a, b) -> float:
-    return max(_error(x, y) for x, y in zip(a, b))
+def _llama(root: Path, dtype: torch.dtype, device: str, T: int):
+    """A tiny local Llama (grouped-query heads: 4 query heads of size 16 on 2 key/value
+    heads; rotary) as an HFCausalLM, and a batch x (2, T) of its tokens."""
+    import myopia.hf as mhf
+
+    path = mhf.make_tiny(root / "llama", family="llama")
+    lm = mhf.HFCausalLM(mhf.load(path, dtype=dtype, device=device)[0]).eval()
+    return lm, torch.randint(0, 256, (2, T), generator=torch.Generator().manual_seed(1))
 
 
 @needs_cuda
@@ -203,45 +246,27 @@ def test_cuda_triton_path_in_gpt_matches_float64_reference(dtype, forward, monke
     path on CPU, within twice the error of the vanilla GPT in the same dtype on the same GPU."""
     from myopia import attention_triton
 
-    if forward == "triton":  # the Triton forward also in 16-bit (auto uses torch's flash kernel there)
+    if forward == "triton":  # the Triton forward too (auto runs torch's fused forward on CUDA)
         real = attention_triton.myopic_attention
         monkeypatch.setattr(attention_triton, "myopic_attention", lambda q, k, v, s: real(q, k, v, s, forward="triton"))
     monkeypatch.setattr(attention, "myopic_attention_by_correction", _no_correction)
-    # T = 100: not a multiple of any tile, partial tiles at the end
-    err_myopic, err_vanilla = gpt_errors_on_cuda(dtype, GradientPolicy(horizon=0, detach="kv"), T=100)
+    model, x = small_gpt(100)  # T = 100: not a multiple of any tile, partial tiles at the end
+    err_myopic, err_vanilla = model_errors(model.to("cuda", dtype), x, GradientPolicy(horizon=0, detach="kv"))
     assert err_myopic <= 2 * err_vanilla + 1e-6, f"myopic {err_myopic:.2e} vs vanilla {err_vanilla:.2e}"
 
 
 @needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_cuda_triton_path_in_hf_model_matches_float64_reference(dtype, tmp_path, monkeypatch):
-    """A tiny local Llama (grouped-query heads, rotary) on CUDA through the Triton path:
-    logits and parameter gradients against the float64 reference on CPU, within twice the
-    vanilla model's error in the same dtype."""
-    import myopia.hf as mhf
+    """A tiny local Llama on CUDA through the Triton path: logits and parameter gradients
+    against the float64 reference on CPU, within twice the vanilla model's error in the same dtype."""
     from myopia import attention_triton
 
     calls = []
     real = attention_triton.myopic_attention
     monkeypatch.setattr(attention_triton, "myopic_attention", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     monkeypatch.setattr(attention, "myopic_attention_by_correction", _no_correction)
-    path = mhf.make_tiny(tmp_path / "llama", family="llama")
-    T = 80
-    x = torch.randint(0, 256, (2, T + 1), generator=torch.Generator().manual_seed(1))
-
-    low = mhf.HFCausalLM(mhf.load(path, dtype=dtype, device="cuda")[0]).eval()
-    ref = mhf.HFCausalLM(mhf.load(path, dtype=torch.float64)[0]).eval()
-    ref.hf.load_state_dict(low.hf.state_dict())  # the oracle starts from the same rounded weights
-
-    def run(lm, device, policy, impl):
-        lm.zero_grad(set_to_none=True)
-        logits = lm(x[:, :-1].to(device), policy, impl=impl)
-        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1).to(device))
-        loss.backward()
-        return [logits.detach().double().cpu()] + [p.grad.double().cpu() for p in lm.parameters() if p.grad is not None]
-
-    myopic = GradientPolicy(horizon=0, detach="kv")
-    err_myopic = _worst(run(low, "cuda", myopic, "fast"), run(ref, "cpu", myopic, "reference"))
+    lm, x = _llama(tmp_path, dtype, "cuda", T=80)
+    err_myopic, err_vanilla = model_errors(lm, x, GradientPolicy(horizon=0, detach="kv"))
     assert calls, "the Triton path did not run"
-    err_vanilla = _worst(run(low, "cuda", GradientPolicy(), "auto"), run(ref, "cpu", GradientPolicy(), "reference"))
     assert err_myopic <= 2 * err_vanilla + 1e-6, f"myopic {err_myopic:.2e} vs vanilla {err_vanilla:.2e}"
