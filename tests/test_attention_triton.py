@@ -205,6 +205,43 @@ def test_unsupported_inputs_are_refused_with_the_reason():
     assert myopic_path(torch.zeros(1, 1, 128, 32), q, q, None) == "flash_cpu"
 
 
+@needs_triton
+@pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION")
+@pytest.mark.parametrize("dtype", ["bf16", "fp32"])
+@pytest.mark.parametrize("name", ["forward", "backward"])
+def test_kernels_compile_for_a_hopper_gpu(name, dtype):
+    """The interpreter runs the kernels' Python; this compiles them for sm_90 (H100/H200)
+    down to a cubin, without a GPU (Triton's bundled ptxas), with the first tile
+    configuration the autotuner tries: code the interpreter accepts but the compiler
+    rejects fails here. Strides of the head dimension are 1, as the JIT specialises them."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from myopia import attention_triton
+
+    kernel = {"forward": attention_triton._forward_kernel, "backward": attention_triton._dq_kernel}[name]
+    n_tensors = {"forward": 4, "backward": 8}[name]  # then LSE, then four strides per tensor
+    bm, bn, warps, stages = attention_triton._CONFIGS[name, "float32" if dtype == "fp32" else "16-bit"][0]
+    constants = {"HEAD_DIM": 64, "BLOCK_M": bm, "BLOCK_N": bn, "DOT": "ieee" if dtype == "fp32" else "native"}
+    signature = {}
+    for i, arg in enumerate(kernel.arg_names):
+        if i < n_tensors:
+            signature[arg] = "*" + dtype
+        elif i == n_tensors:
+            signature[arg] = "*fp32"
+        elif arg == "scale":
+            signature[arg] = "fp32"
+        elif arg in constants or (i - n_tensors) % 4 == 0:
+            signature[arg] = "constexpr"  # the constexprs, and every fourth stride (head dim) = 1
+            constants.setdefault(arg, 1)
+        else:
+            signature[arg] = "i32"
+    compiled = triton.compile(ASTSource(kernel, signature, constexprs=constants), target=GPUTarget("cuda", 90, 32),
+                              options={"num_warps": warps, "num_stages": stages})
+    assert compiled.asm["cubin"] and 0 < compiled.metadata.shared <= 227 * 1024  # sm_90's shared memory per block
+
+
 # ---------------------------------------------------------------------------- CUDA
 def _no_correction(*args, **kwargs):
     raise AssertionError("the correction path ran where the Triton path should have")

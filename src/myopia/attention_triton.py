@@ -51,8 +51,7 @@ HEAD_DIMS = (16, 32, 64, 128)  # powers of two: a Triton block's sizes must be
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 # The interpreter runs kernels on CPU tensors (tests); it must be set before triton is imported.
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
-LOG2E = 1.4426950408889634
-LN2 = 0.6931471805599453
+MAX_HEADS = 65535  # B * nh is the second axis of the launch grid, which CUDA limits to 65535
 
 
 def available() -> bool:
@@ -70,6 +69,8 @@ def unsupported(q: torch.Tensor) -> str | None:
         return f"the Triton kernels take float32, bfloat16 or float16, not {q.dtype}"
     if q.dim() != 4 or q.shape[-1] not in HEAD_DIMS:
         return f"the Triton kernels take (B, nh, T, hs) with hs in {HEAD_DIMS}, got shape {tuple(q.shape)}"
+    if q.shape[0] * q.shape[1] > MAX_HEADS:
+        return f"the Triton kernels take at most {MAX_HEADS} sequences x heads, got {q.shape[0]} x {q.shape[1]}"
     return None
 
 
@@ -90,8 +91,8 @@ def myopic_attention(
     """Strict myopic causal attention (module docstring): (B, nh, T, hs) in and out.
 
     k, v are the live keys/values; their values are also the constant past's (strict myopia),
-    and they receive the diagonal gradient only. ``forward``: "auto" (torch's flash kernel
-    where it serves, else Triton), "triton" or "torch". Raises ValueError for inputs the
+    and they receive the diagonal gradient only. ``forward``: "auto" (on CUDA torch's fused
+    kernel, else Triton), "triton" or "torch" (:func:`causal_forward`). Raises ValueError for inputs the
     kernels do not serve (:func:`unsupported`)."""
     why = unsupported(q)
     if why is None and not (k.shape == v.shape == q.shape and k.dtype == v.dtype == q.dtype):
@@ -230,8 +231,10 @@ if triton is not None:
     @triton.jit
     def _query_block(H, T, BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr):
         """This program's query block: its first row, batch*head index bh = b * H + h (b, h
-        as int64: B * nh * T * hs may pass 2^31), row and head-dim offsets, rows < T."""
-        start_m = tl.program_id(0) * BLOCK_M
+        as int64: B * nh * T * hs may pass 2^31), row and head-dim offsets, rows < T. The
+        last query blocks (the most key tiles, causally) are launched first, so no long
+        block starts last and runs alone."""
+        start_m = (tl.num_programs(0) - 1 - tl.program_id(0)) * BLOCK_M
         bh = tl.program_id(1)
         offs_m = start_m + tl.arange(0, BLOCK_M)
         return (start_m, bh, (bh // H).to(tl.int64), (bh % H).to(tl.int64), offs_m, tl.arange(0, HEAD_DIM),
