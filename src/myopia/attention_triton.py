@@ -183,6 +183,9 @@ _CONFIGS = {
     ("backward", "float32"): [(32, 32, 4, 2), (64, 32, 4, 2), (64, 32, 8, 2), (32, 16, 4, 2)],
 }
 _TUNED: dict = {}
+# Fused multiply-add in the kernels' float32 arithmetic, stated (Triton 3.9 warns when a
+# launch leaves it to its changing default).
+_OPTIONS = {"enable_fp_fusion": True}
 
 
 def _launch(kernel, name: str, q: torch.Tensor, blocks, tensors: tuple, rows: tuple, scale: float) -> None:
@@ -202,7 +205,7 @@ def _launch(kernel, name: str, q: torch.Tensor, blocks, tensors: tuple, rows: tu
     if blocks is not None or INTERPRET:
         bm, bn, warps, stages = (*blocks, 4, 2) if blocks is not None else configs[0]
         kernel[(triton.cdiv(T, bm), B * H)](
-            *args, HEAD_DIM=hs, BLOCK_M=bm, BLOCK_N=bn, DOT=dot, num_warps=warps, num_stages=stages
+            *args, HEAD_DIM=hs, BLOCK_M=bm, BLOCK_N=bn, DOT=dot, num_warps=warps, num_stages=stages, **_OPTIONS
         )
         return
     tuned = _TUNED.get(tiles)
@@ -211,7 +214,7 @@ def _launch(kernel, name: str, q: torch.Tensor, blocks, tensors: tuple, rows: tu
                       for bm, bn, w, s in configs]
         # tuned once per (T, hs, dot); the autotuner adds the tensors' dtypes to the key itself
         tuned = _TUNED[tiles] = triton.autotune(candidates, key=["T", "HEAD_DIM", "DOT"])(kernel)
-    tuned[lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H)](*args, HEAD_DIM=hs, DOT=dot)
+    tuned[lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H)](*args, HEAD_DIM=hs, DOT=dot, **_OPTIONS)
 
 
 if triton is not None:
