@@ -3,10 +3,10 @@
 On CPU the kernels run under Triton's interpreter. Triton reads ``TRITON_INTERPRET`` when a
 kernel is defined (at import), so the interpreted cases run in one child process started
 with the variable set (the ``interpreted_errors`` fixture); this process, and every other
-test, never sees it. The child compares the Triton forward and dQ-only backward with the float64
-reference (``reference_attention`` under horizon 0, ``detach="kv"``) on the same rounded
-inputs and reports the errors ``max|X - X_ref| / max|X_ref|`` (:func:`_error`); the tests
-here assert them:
+test, never sees it. The child compares the Triton forward and dQ-only backward with the
+float64 reference (``reference_attention`` under horizon 0, ``detach="kv"``) on the same
+rounded inputs and reports the errors ``max|X - X_ref| / max|X_ref|``
+(``precision.relative_error``); the tests here assert them:
 
 * float32: at most 1e-5 (float32 rounding of a few hundred products, far below what any
   wrong term would give: a missing diagonal or off-by-one key is an O(1) error);
@@ -23,9 +23,10 @@ Small tiles (BLOCK_M=32, BLOCK_N=16) make T = 33 and 64 run every branch of the 
 full key tiles below the query block, the causal tiles of the diagonal block, partial tiles
 at T. The child also runs the built-in GPT and a tiny Llama in float32 with every attention
 layer on the Triton path (the dispatch forced to it), logits and every parameter gradient
-within twice the vanilla model's error against the float64 reference. On CUDA (skipped without a GPU) the path runs inside the built-in GPT and a tiny
-Hugging Face model against float64 reference gradients, and ``myopic_fast_attention`` is
-checked to pick it.
+within twice the vanilla model's error against the float64 reference. Both kernels are
+compiled for sm_90 without a GPU. On CUDA (skipped without a GPU) the path runs inside the
+built-in GPT and a tiny Hugging Face model against float64 reference gradients, and
+``myopic_fast_attention`` is checked to pick it.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import torch
 import myopia.attention as attention
 from myopia.attention import myopic_path, reference_attention
 from myopia.policy import GradientPolicy
-from test_attention_precision import model_errors, small_gpt
+from precision import model_errors, relative_error, small_gpt
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed (pip install 'myopia[triton]')")
@@ -64,13 +65,6 @@ TENSORS = ("out", "dq", "dk", "dv")
 MODEL_T = 40
 FP32_TOL = 1e-5
 LOW_EPS = 2
-
-
-def _error(x: torch.Tensor, ref: torch.Tensor) -> float:
-    """max|x - ref| / max|ref|; the absolute error where ref is exactly zero (T = 1: one key,
-    a constant softmax, so dq = dk = 0)."""
-    scale = ref.abs().max().item()
-    return (x.double() - ref).abs().max().item() / (scale if scale > 0 else 1.0)
 
 
 def _inputs(dtype, T, hs, seed=0):
@@ -108,7 +102,7 @@ def _case_errors(dtype_name, T, hs, tiles) -> dict:
 
     got = _grads(triton_path, dtype, T, hs, dtype)
     want = _grads(_reference(GradientPolicy(horizon=0, detach="kv")), torch.float64, T, hs, dtype)
-    return {"errors": [_error(a, b) for a, b in zip(got, want)], "dtypes": [str(t.dtype) for t in got]}
+    return {"errors": [relative_error(a, b) for a, b in zip(got, want)], "dtypes": [str(t.dtype) for t in got]}
 
 
 class _TritonTiles(torch.autograd.Function):
