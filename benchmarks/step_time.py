@@ -2,6 +2,7 @@
 
     python benchmarks/step_time.py --json step_time.json         # full run (a few minutes)
     python benchmarks/step_time.py --quick --json /tmp/quick.json  # smoke run (seconds)
+    python benchmarks/step_time.py --device cuda --dtype bfloat16 --lengths 1024 4096 --json gpu.json
 
 What is measured: one full training step of the built-in GPT (forward, cross-entropy loss,
 backward, AdamW step, zero_grad) under three modes, each with its own identically
@@ -10,6 +11,11 @@ initialised model and optimizer:
 * ``vanilla``           ``GradientPolicy()``, fused causal attention;
 * ``myopic_fast``       ``GradientPolicy(horizon=0)``, ``impl="fast"``;
 * ``myopic_reference``  ``GradientPolicy(horizon=0)``, ``impl="reference"`` (materialised scores).
+
+Each row names the attention path that ran (``path``): ``sdpa`` for vanilla, ``reference``,
+and for ``myopic_fast`` the one :func:`myopia.attention.myopic_path` picks for the model's
+(B, nh, T, hs) on that device and dtype — on CUDA ``triton`` (the dQ-only backward of
+:mod:`myopia.attention_triton`) when triton is installed, else ``correction``.
 
 Time: all modes run in ONE worker process, interleaved round by round (the order rotates
 every round: A B C, B C A, C A B, ... so no mode always follows the same neighbour). Reported:
@@ -34,6 +40,10 @@ glibc malloc settings (environment of the worker processes, see DESIGN.md):
 Each step is also timed in process CPU time (``time.process_time``, all threads): its
 ratio (``cpu_time_ratio``) is less sensitive to the process being descheduled when other
 work shares the cores, but counts OpenMP spin-waiting, so prefer it with ``--threads 1``.
+
+On CUDA (``--device cuda``) every timed step ends with ``torch.cuda.synchronize()``, and
+peak memory is ``torch.cuda.max_memory_allocated`` over two steps after a warm-up step minus
+the memory allocated before them (model, optimizer state), in a fresh child process per mode.
 
 Timings on a shared machine are noisy: read the ratios with their percentiles, repeat the
 run, and never compare absolute step times across machines.
@@ -62,9 +72,10 @@ QUICK = dict(n_layer=1, n_head=2, n_embd=32, vocab_size=64, tokens=256, rounds=3
 
 # ---------------------------------------------------------------------------- one step
 def _setup(mode: str, T: int, spec: dict):
-    """Model, optimizer, batch and step function for one mode (same seed for every mode)."""
+    """Model, optimizer, batch, step function and attention path for one mode (same seed for every mode)."""
     import torch
 
+    from myopia.attention import myopic_path
     from myopia.model import GPT, GPTConfig
     from myopia.policy import GradientPolicy
 
@@ -77,21 +88,29 @@ def _setup(mode: str, T: int, spec: dict):
     cfg = GPTConfig(
         block_size=T, vocab_size=spec["vocab_size"], n_layer=spec["n_layer"], n_head=spec["n_head"], n_embd=spec["n_embd"]
     )
-    model = GPT(cfg)
+    device, dtype = spec["device"], getattr(torch, spec["dtype"])
+    model = GPT(cfg).to(device, dtype)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     B = max(1, spec["tokens"] // T)
     g = torch.Generator().manual_seed(1)
-    x = torch.randint(0, cfg.vocab_size, (B, T), generator=g)
-    y = torch.randint(0, cfg.vocab_size, (B, T), generator=g)
+    x = torch.randint(0, cfg.vocab_size, (B, T), generator=g).to(device)
+    y = torch.randint(0, cfg.vocab_size, (B, T), generator=g).to(device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def step() -> None:
         logits = model(x, policy=policy, impl=impl)
-        loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))
+        loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)).float(), y.view(-1))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        sync()
 
-    return step, B
+    if mode == "myopic_fast":  # the path myopic_fast_attention takes for this layer shape
+        q = torch.empty(B, cfg.n_head, T, cfg.n_embd // cfg.n_head, device=device, dtype=dtype)
+        path = myopic_path(q, q, q, None)
+    else:
+        path = "sdpa" if mode == "vanilla" else "reference"
+    return step, B, path
 
 
 def _proc_status_kib(field: str) -> int:
@@ -107,7 +126,17 @@ def worker_memory(mode: str, T: int, spec: dict) -> dict:
     import torch
 
     torch.set_num_threads(spec["threads"])
-    step, B = _setup(mode, T, spec)
+    step, B, _ = _setup(mode, T, spec)
+    if spec["device"] == "cuda":
+        step()  # warm-up: optimizer moments, kernels compiled and tuned
+        gc.collect()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        step()
+        peak = torch.cuda.max_memory_allocated()
+        return {"peak_mib": (peak - base) / 2**20, "baseline_mib": base / 2**20, "batch": B,
+                "method": "torch.cuda.max_memory_allocated - memory_allocated after warm-up step"}
     base_created = _proc_status_kib("VmRSS")
     step()  # warm-up: optimizer moments, one-time allocations
     gc.collect()
@@ -128,9 +157,9 @@ def worker_timing(T: int, spec: dict) -> dict:
     import torch
 
     torch.set_num_threads(spec["threads"])
-    steps = {}
+    steps, paths = {}, {}
     for mode in MODES:
-        steps[mode], B = _setup(mode, T, spec)
+        steps[mode], B, paths[mode] = _setup(mode, T, spec)
     for _ in range(spec["warmup"]):
         for mode in MODES:
             steps[mode]()
@@ -143,7 +172,7 @@ def worker_timing(T: int, spec: dict) -> dict:
             steps[mode]()
             times[mode].append(time.perf_counter() - t0)
             cpu_times[mode].append(time.process_time() - c0)
-    return {"times": times, "cpu_times": cpu_times, "batch": B}
+    return {"times": times, "cpu_times": cpu_times, "batch": B, "paths": paths}
 
 
 # ---------------------------------------------------------------------------- orchestration
@@ -171,7 +200,7 @@ def _quantile(xs: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def _machine(threads: int) -> dict:
+def _machine(threads: int, device: str) -> dict:
     import torch
 
     cpu = platform.processor()
@@ -194,6 +223,8 @@ def _machine(threads: int) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "loadavg_start": list(os.getloadavg()),
+        "device": device,
+        "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
     }
 
 
@@ -212,7 +243,7 @@ def run(spec: dict, lengths: list[int]) -> dict:
 
     threads = spec["threads"] or torch.get_num_threads()
     spec = dict(spec, threads=threads)
-    result: dict = {"machine": _machine(threads)}
+    result: dict = {"machine": _machine(threads, spec["device"])}
     spec_arg = json.dumps(spec)
     for T in lengths:
         timing = _finish_worker(_start_worker(["--_worker", "time", "--_T", str(T), "--_spec", spec_arg], TIMING_ENV))
@@ -228,6 +259,7 @@ def run(spec: dict, lengths: list[int]) -> dict:
             "vanilla": {
                 "step_s": statistics.median(van_t),
                 "peak_mib": mem["vanilla"]["peak_mib"],
+                "path": timing["paths"]["vanilla"],
             },
             "batch": timing["batch"],
             "rounds": len(van_t),
@@ -243,6 +275,7 @@ def run(spec: dict, lengths: list[int]) -> dict:
                 "mem_ratio": mem[mode]["peak_mib"] / mem["vanilla"]["peak_mib"] if mem["vanilla"]["peak_mib"] > 0 else None,
                 "step_s": statistics.median(times[mode]),
                 "peak_mib": mem[mode]["peak_mib"],
+                "path": timing["paths"][mode],
             }
         entry["raw_step_s"] = times
         entry["raw_step_cpu_s"] = timing["cpu_times"]
@@ -254,6 +287,8 @@ def run(spec: dict, lengths: list[int]) -> dict:
         "tokens_per_step": spec["tokens"],
         "warmup_rounds": spec["warmup"],
         "optimizer": "AdamW",
+        "device": spec["device"],
+        "dtype": spec["dtype"],
         "malloc_env": {"timing": TIMING_ENV, "memory": MEMORY_ENV},
         "git_rev": _git_rev(),
     }
@@ -262,23 +297,24 @@ def run(spec: dict, lengths: list[int]) -> dict:
 
 def table(result: dict) -> str:
     lines = [
-        f"{'T':>6} {'mode':<18} {'step s':>8} {'time ratio':>11} {'p25-p75':>13} {'cpu ratio':>9} {'peak MiB':>9} {'mem ratio':>9}"
+        f"{'T':>6} {'mode':<18} {'path':<10} {'step s':>8} {'time ratio':>11} {'p25-p75':>13} {'cpu ratio':>9} {'peak MiB':>9} {'mem ratio':>9}"
     ]
     for key, entry in result.items():
         if not key.startswith("T"):
             continue
         v = entry["vanilla"]
-        lines.append(f"{key[1:]:>6} {'vanilla':<18} {v['step_s']:>8.3f} {'1.000':>11} {'':>13} {'1.000':>9} {v['peak_mib']:>9.1f} {'1.000':>9}")
+        lines.append(f"{key[1:]:>6} {'vanilla':<18} {v['path']:<10} {v['step_s']:>8.3f} {'1.000':>11} {'':>13} {'1.000':>9} {v['peak_mib']:>9.1f} {'1.000':>9}")
         for mode in MODES[1:]:
             e = entry[mode]
             lo, hi = e["time_ratio_p25_p75"]
             lines.append(
-                f"{'':>6} {mode:<18} {e['step_s']:>8.3f} {e['time_ratio']:>11.3f} {f'{lo:.3f}-{hi:.3f}':>13} "
+                f"{'':>6} {mode:<18} {e['path']:<10} {e['step_s']:>8.3f} {e['time_ratio']:>11.3f} {f'{lo:.3f}-{hi:.3f}':>13} "
                 f"{e['cpu_time_ratio']:>9.3f} {e['peak_mib']:>9.1f} {'n/a' if e['mem_ratio'] is None else format(e['mem_ratio'], '.3f'):>9}"
             )
     m = result["machine"]
+    gpu = f"{m['gpu']}, " if m.get("gpu") else ""
     lines.append(
-        f"machine: {m['cpu']}, {m['cores_available']} cores, {m['torch_threads']} torch threads, torch {m['torch']}; "
+        f"machine: {gpu}{m['cpu']}, {m['cores_available']} cores, {m['torch_threads']} torch threads, torch {m['torch']}; "
         f"load average {m['loadavg_start'][0]:.2f} -> {m['loadavg_end'][0]:.2f}"
     )
     return "\n".join(lines)
@@ -292,6 +328,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, help="timed rounds (each round times every mode once)")
     ap.add_argument("--tokens", type=int, help="tokens per step; batch = tokens // T")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model trains")
+    ap.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                    help="the model's parameters and activations")
     ap.add_argument("--_worker", choices=("time", "mem"), help=argparse.SUPPRESS)
     ap.add_argument("--_mode", choices=MODES, help=argparse.SUPPRESS)
     ap.add_argument("--_T", type=int, help=argparse.SUPPRESS)
@@ -306,7 +345,12 @@ def main(argv: list[str] | None = None) -> None:
 
     if any(T < 2 for T in args.lengths):
         ap.error("--lengths: every sequence length must be >= 2")
-    spec = dict(QUICK if args.quick else FULL, threads=args.threads)
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            ap.error("--device cuda: no CUDA GPU is visible to torch")
+    spec = dict(QUICK if args.quick else FULL, threads=args.threads, device=args.device, dtype=args.dtype)
     for name in ("rounds", "tokens"):
         value = getattr(args, name)
         if value is not None:

@@ -29,8 +29,8 @@ import myopia.attention as attention
 from myopia.attention import (
     _MyopicFlashCPU, kernel_refused, myopic_attention_by_correction, reference_attention, sdpa_with_chunked_lse,
 )
-from myopia.model import GPT, GPTConfig
 from myopia.policy import GradientPolicy
+from precision import model_errors, relative_error, small_gpt
 
 B, NH, T, HS = 2, 4, 64, 32
 SCALE = 1 / math.sqrt(HS)
@@ -92,10 +92,6 @@ def _correction(q, k, v, k_off, v_off, mask):
 PATHS = {"fused_cpu": _flash_cpu, "correction": _correction, "correction_chunked_lse": _correction}
 
 
-def _error(x, ref) -> float:
-    return ((x.double() - ref).abs().max() / ref.abs().max()).item()
-
-
 @pytest.mark.parametrize("masked", [False, True], ids=["causal", "bool_mask"])
 @pytest.mark.parametrize("detach", ["kv", "hidden"])
 @pytest.mark.parametrize("path", sorted(PATHS))
@@ -106,14 +102,14 @@ def test_myopic_paths_in_16_bit_are_as_accurate_as_vanilla(dtype, path, detach, 
         monkeypatch.setattr(attention, "sdpa_with_lse", sdpa_with_chunked_lse)
     got = _grads(PATHS[path], dtype, detach, mask)
     want = _grads(_myopic_reference, torch.float64, detach, mask)
-    vanilla = [_error(a, b) for a, b in zip(_grads(_vanilla_fused, dtype, "kv", mask),
+    vanilla = [relative_error(a, b) for a, b in zip(_grads(_vanilla_fused, dtype, "kv", mask),
                                             _grads(_vanilla_reference, torch.float64, "kv", mask))]
     assert all(t.dtype == dtype for t in got), [t.dtype for t in got]
     # (name, index of vanilla's matching tensor: out, dq, dk, dv; allowed factor)
     checks = [("out", 0, LIVE_FACTOR), ("dq", 1, LIVE_FACTOR), ("dk", 2, LIVE_FACTOR), ("dv", 3, LIVE_FACTOR),
               ("dk'", 2, OFF_FACTOR), ("dv'", 3, OFF_FACTOR)]
     for (name, i, factor), g, w in zip(checks, got, want):
-        err = _error(g, w)
+        err = relative_error(g, w)
         assert err <= factor * vanilla[i], f"{name}: error {err:.2e} > {factor} x vanilla's {vanilla[i]:.2e}"
 
 
@@ -141,33 +137,15 @@ def test_only_a_kernel_refusal_falls_back():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_cuda_correction_path_in_gpt_matches_float64_reference(dtype, detach, monkeypatch):
     """The built-in GPT on CUDA, myopic, through the correction term on the memory-efficient
-    kernel's log-sum-exp (the chunked fallback is made to fail, so it cannot be what ran):
-    logits and every parameter gradient against the float64 reference path on CPU, within
-    twice the error of the vanilla GPT in the same dtype on the same GPU."""
+    kernel's log-sum-exp (the chunked fallback is made to fail, so it cannot be what ran;
+    the Triton path of strict myopia is switched off): logits and every parameter gradient
+    against the float64 reference path on CPU, within twice the error of the vanilla GPT in
+    the same dtype on the same GPU."""
     def no_fallback(*args):
         raise AssertionError("the CUDA kernel's log-sum-exp was not used")
 
     monkeypatch.setattr(attention, "sdpa_with_chunked_lse", no_fallback)
-    torch.manual_seed(0)
-    V = 64
-    base = GPT(GPTConfig(block_size=T, vocab_size=V, n_layer=2, n_head=4, n_embd=128))
-    x = torch.randint(0, V, (4, T), generator=torch.Generator().manual_seed(1))
-
-    def run(model, device, policy, impl):
-        model.zero_grad(set_to_none=True)
-        logits = model(x.to(device), policy=policy, impl=impl)
-        loss = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, V), x[:, 1:].reshape(-1).to(device))
-        loss.backward()
-        return [logits.detach().double().cpu()] + [p.grad.double().cpu() for p in model.parameters()]
-
-    def worst(a, b):
-        return max(_error(x, y) for x, y in zip(a, b))
-
-    import copy
-
-    low = copy.deepcopy(base).to("cuda", dtype)
-    ref = copy.deepcopy(low).to("cpu", torch.float64)  # the oracle starts from the same rounded weights
-    myopic = GradientPolicy(horizon=0, detach=detach)
-    err_myopic = worst(run(low, "cuda", myopic, "fast"), run(ref, "cpu", myopic, "reference"))
-    err_vanilla = worst(run(low, "cuda", GradientPolicy(), "auto"), run(ref, "cpu", GradientPolicy(), "reference"))
+    monkeypatch.setattr(attention, "myopic_path", lambda *args: "correction")
+    model, x = small_gpt(T)
+    err_myopic, err_vanilla = model_errors(model.to("cuda", dtype), x, GradientPolicy(horizon=0, detach=detach))
     assert err_myopic <= 2 * err_vanilla + 1e-6, f"myopic {err_myopic:.2e} vs vanilla {err_vanilla:.2e}"

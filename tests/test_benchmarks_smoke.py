@@ -5,11 +5,15 @@ Only the schema is checked: timings on a shared CPU say nothing in a test.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "step_time.py"
 
@@ -43,6 +47,8 @@ def test_step_time_benchmark_quick_writes_ratio_json(tmp_path):
             lo, hi = entry[mode]["time_ratio_p25_p75"]
             assert lo <= entry[mode]["time_ratio"] <= hi
         assert all(len(entry["raw_step_s"][m]) == 2 for m in ("vanilla", "myopic_fast", "myopic_reference"))
+        # the attention path each row ran: CPU float32 at T <= 64 is the short-context path
+        assert [entry[m]["path"] for m in ("vanilla", "myopic_fast", "myopic_reference")] == ["sdpa", "short", "reference"]
     machine = result["machine"]
     assert machine["torch_threads"] == 1 and machine["cores_available"] >= 1
     assert result["config"]["quick"] is True
@@ -58,3 +64,21 @@ def test_step_time_benchmark_rejects_bad_length(tmp_path):
     assert proc.returncode != 0
     assert "--lengths" in proc.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_step_time_benchmark_on_cuda_names_the_triton_path(tmp_path):
+    """On CUDA the myopic row runs the Triton path when triton is installed (else the correction term)."""
+    out = tmp_path / "gpu.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--device", "cuda", "--dtype", "bfloat16", "--lengths", "128",
+         "--rounds", "2", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    entry = json.loads(out.read_text())["T128"]
+    want = "triton" if importlib.util.find_spec("triton") is not None else "correction"
+    assert entry["myopic_fast"]["path"] == want and want in proc.stdout
+    assert _finite_positive(entry["myopic_fast"]["time_ratio"]) and entry["vanilla"]["peak_mib"] > 0

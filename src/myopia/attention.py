@@ -36,7 +36,10 @@ attention, dv_i and dk_i above are written into the live k, v, and in the ``hidd
 variant k', v' receive the fused dK', dV' minus them. Autograd then keeps only what vanilla
 attention keeps (q, k, v, O, lse); the correction term would keep one more (B, nh, T, hs)
 tensor per layer (``sg(v' - O)``), about 10% more saved activations in the built-in GPT.
-The correction term remains the device-independent path.
+The correction term remains the device-independent path. On CUDA, strict myopia without
+a mask has its own backward (:mod:`myopia.attention_triton`, Triton kernels; needs triton):
+it computes dQ as vanilla attention does and only the diagonal dk_i, dv_i above, never the
+full dK', dV' that a fused backward forms and strict myopia drops.
 
 Precision. In a bfloat16/float16 model the fused kernels accumulate in float32 and return
 the row log-sum-exp in float32; the diagonal terms are computed the same way: P_ii, dv_i
@@ -202,16 +205,42 @@ def myopic_fast_attention(
     is written directly (:mod:`myopia.attention_short`). Otherwise on CPU a custom autograd
     function runs the fused kernel's own forward and backward and
     writes the diagonal terms straight into dk, dv (no saved tensor beyond what vanilla
-    attention saves). Elsewhere the zero-valued correction term of the module docstring
-    carries them (:func:`myopic_attention_by_correction`).
+    attention saves). On CUDA, strict myopia without a mask runs the Triton kernels of
+    :mod:`myopia.attention_triton` (a backward that computes dQ and only the diagonal dk, dv)
+    when triton is installed. Elsewhere the zero-valued correction term of the module
+    docstring carries the diagonal (:func:`myopic_attention_by_correction`).
+    :func:`myopic_path` names the path taken.
     """
-    if attention_short.serves(q):  # short contexts: materialised scores beat the fused kernel's fixed cost
+    path = myopic_path(q, k_off, v_off, attn_mask)
+    if path == "short":  # short contexts: materialised scores beat the fused kernel's fixed cost
         return attention_short.short_myopic_attention(
             q, k, v, k_off, v_off, None if attn_mask is None else _bias(attn_mask, q.dtype), scale
         )
-    if q.device.type == "cpu" and _cpu_flash_supports(q):
+    if path == "flash_cpu":
         return _MyopicFlashCPU.apply(q, k, v, k_off, v_off, attn_mask, scale)
+    if path == "triton":
+        from myopia import attention_triton
+
+        return attention_triton.myopic_attention(q, k, v, scale)
     return myopic_attention_by_correction(q, k, v, k_off, v_off, attn_mask=attn_mask, scale=scale)
+
+
+MYOPIC_PATHS = ("short", "flash_cpu", "triton", "correction")
+
+
+def myopic_path(q: torch.Tensor, k_off: torch.Tensor, v_off: torch.Tensor, attn_mask: torch.Tensor | None) -> str:
+    """The implementation :func:`myopic_fast_attention` runs for q (B, nh, T, hs), one of
+    :data:`MYOPIC_PATHS`."""
+    if attention_short.serves(q):
+        return "short"
+    if q.device.type == "cpu" and _cpu_flash_supports(q):
+        return "flash_cpu"
+    if q.device.type == "cuda":
+        from myopia import attention_triton  # imports triton (optional) only where its kernels can run
+
+        if attention_triton.serves(q, k_off, v_off, attn_mask):
+            return "triton"
+    return "correction"
 
 
 def myopic_attention_by_correction(
