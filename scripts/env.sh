@@ -1,7 +1,8 @@
 # Sourced by demo.sh and test.sh: create (once) and activate the virtual environment.
 # VENV_DIR chooses where (default: .venv in the repository); TORCH_INDEX_URL, if set, is
 # where torch comes from (e.g. https://download.pytorch.org/whl/cpu on a machine whose
-# default index would bring a CUDA build).
+# default index would bring a CUDA build); MYOPIA_EXTRAS, the package extras installed with
+# myopia (default: test; CI adds triton, so the Triton kernels are tested under its interpreter).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV_DIR="${VENV_DIR:-$ROOT/.venv}"
@@ -20,7 +21,7 @@ if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
     else
         pip install --quiet "torch==2.13.0"
     fi
-    pip install --quiet -e "$ROOT[test]"
+    pip install --quiet -e "$ROOT[${MYOPIA_EXTRAS:-test}]"
     touch "$STAMP"
 fi
 cd "$ROOT"
