@@ -75,8 +75,8 @@ myopia gap --task text --data runs/stdlib-paragraphs.txt --doc-start --seq-len 6
 cp runs/doc-start-paragraphs/{results.json,config.json,gap.png} docs/results/doc-start-paragraphs/
 
 # docs/results/sweep: sizes L1-d32..L4-d128 x {vanilla, strict myopic, paper myopic} x 3 seeds on the
-# built-in corpus, the gap per size and the compute multiplier k per variant (40 min wall with
-# --workers 2 on 2 cores shared with other jobs, load 4-6; 2,733 CPU-seconds)
+# built-in corpus, the gap per size and the compute multiplier k per variant (23.4 min wall with
+# --workers 2 on an otherwise idle 2-core machine; 2,726 CPU-seconds)
 myopia sweep --out runs/sweep --workers 2 --no-progress
 mkdir -p docs/results/sweep && cp runs/sweep/{results.json,config.json,loss_vs_compute.png,gap_vs_size.png,multiplier.png} docs/results/sweep/
 
