@@ -20,7 +20,9 @@ and for ``myopic_fast`` the one :func:`myopia.attention.myopic_path` picks for t
 Time: all modes run in ONE worker process, interleaved round by round (the order rotates
 every round: A B C, B C A, C A B, ... so no mode always follows the same neighbour). Reported:
 the median step time per mode and, per mode, the median over rounds of the per-round ratio
-to the vanilla step of the same round (with its 25th/75th percentiles).
+to the vanilla step of the same round (with its 25th/75th percentiles, and a 95% percentile
+bootstrap interval for that median over rounds, ``time_ratio_ci95``: how well the rounds pin
+the ratio down on a noisy machine).
 
 Peak memory: each (mode, T) runs in a fresh child process. After model + optimizer creation
 and one warm-up step (optimizer moments allocated, grads freed), the child resets its
@@ -55,6 +57,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -192,6 +195,14 @@ def _finish_worker(started: tuple[list[str], subprocess.Popen]) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
+def _median_ci95(xs: list[float], resamples: int = 4000, seed: int = 0) -> list[float]:
+    """95% percentile-bootstrap interval of the median of ``xs`` (rounds resampled with
+    replacement, a fixed seed so a rerun on the same data prints the same interval)."""
+    rng = random.Random(seed)
+    meds = [statistics.median(rng.choices(xs, k=len(xs))) for _ in range(resamples)]
+    return [_quantile(meds, 0.025), _quantile(meds, 0.975)]
+
+
 def _quantile(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     pos = q * (len(xs) - 1)
@@ -270,6 +281,7 @@ def run(spec: dict, lengths: list[int]) -> dict:
             entry[mode] = {
                 "time_ratio": statistics.median(ratios),
                 "time_ratio_p25_p75": [_quantile(ratios, 0.25), _quantile(ratios, 0.75)],
+                "time_ratio_ci95": _median_ci95(ratios),
                 "cpu_time_ratio": statistics.median(cpu_ratios),
                 # None only when vanilla's step peak is below one page (tiny smoke sizes)
                 "mem_ratio": mem[mode]["peak_mib"] / mem["vanilla"]["peak_mib"] if mem["vanilla"]["peak_mib"] > 0 else None,
@@ -297,18 +309,22 @@ def run(spec: dict, lengths: list[int]) -> dict:
 
 def table(result: dict) -> str:
     lines = [
-        f"{'T':>6} {'mode':<18} {'path':<10} {'step s':>8} {'time ratio':>11} {'p25-p75':>13} {'cpu ratio':>9} {'peak MiB':>9} {'mem ratio':>9}"
+        f"{'T':>6} {'mode':<18} {'path':<10} {'step s':>8} {'time ratio':>11} {'p25-p75':>13} {'median 95% CI':>13} "
+        f"{'cpu ratio':>9} {'peak MiB':>9} {'mem ratio':>9}"
     ]
     for key, entry in result.items():
         if not key.startswith("T"):
             continue
         v = entry["vanilla"]
-        lines.append(f"{key[1:]:>6} {'vanilla':<18} {v['path']:<10} {v['step_s']:>8.3f} {'1.000':>11} {'':>13} {'1.000':>9} {v['peak_mib']:>9.1f} {'1.000':>9}")
+        lines.append(f"{key[1:]:>6} {'vanilla':<18} {v['path']:<10} {v['step_s']:>8.3f} {'1.000':>11} {'':>13} {'':>13} "
+                     f"{'1.000':>9} {v['peak_mib']:>9.1f} {'1.000':>9}")
         for mode in MODES[1:]:
             e = entry[mode]
             lo, hi = e["time_ratio_p25_p75"]
+            clo, chi = e["time_ratio_ci95"]
             lines.append(
                 f"{'':>6} {mode:<18} {e['path']:<10} {e['step_s']:>8.3f} {e['time_ratio']:>11.3f} {f'{lo:.3f}-{hi:.3f}':>13} "
+                f"{f'{clo:.3f}-{chi:.3f}':>13} "
                 f"{e['cpu_time_ratio']:>9.3f} {e['peak_mib']:>9.1f} {'n/a' if e['mem_ratio'] is None else format(e['mem_ratio'], '.3f'):>9}"
             )
     m = result["machine"]
