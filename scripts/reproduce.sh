@@ -136,3 +136,12 @@ mkdir -p docs/results/decompose-context-lengths && cp runs/decompose-context-len
 # models above (9 models, one torch thread: 17 min wall on 2 cores shared with other jobs)
 OMP_NUM_THREADS=1 myopia probe --gap-dir runs/rofin-shape --out runs/probe-rofin-shape --overwrite --no-progress
 mkdir -p docs/results/probe-rofin-shape && cp runs/probe-rofin-shape/{results.json,config.json,probe.png} docs/results/probe-rofin-shape/
+
+# docs/benchmarks: every ratio measured side by side in one run (run on an otherwise idle machine;
+# the README names the machine). step_time: 2.5 min; the 60-round T = 1024 run: 4.7 min;
+# throughput, decompose cost and tokenization: a few minutes in all (not timed)
+python benchmarks/step_time.py --json docs/benchmarks/step_time.json
+python benchmarks/step_time.py --lengths 1024 --rounds 60 --json docs/benchmarks/step_time_1024.json
+python benchmarks/throughput.py > docs/benchmarks/throughput.txt
+python benchmarks/decompose_cost.py --json docs/benchmarks/decompose_cost.json
+python benchmarks/tokenize_time.py > docs/benchmarks/tokenize_time.txt
