@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -225,6 +226,25 @@ def prepare_out_dir(out: str | Path, *, resume: bool, overwrite: bool, measure: 
             )
     make_dir(out)
     return out
+
+
+def replacement_dir(out: Path) -> Path:
+    """A fresh, empty sibling ``.NAME.new`` of ``out`` to build a replacement in (what an
+    earlier, failed replacement left there is removed); :func:`swap_in` puts it in place."""
+    work = Path(out).with_name(f".{Path(out).name}.new")
+    shutil.rmtree(work, ignore_errors=True)
+    make_dir(work)
+    return work
+
+
+def swap_in(work: Path, out: Path) -> None:
+    """Replace ``out`` by the complete ``work`` (renames: the old content is removed only
+    once the new one is in place)."""
+    old = Path(out).with_name(f".{Path(out).name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(out, old)
+    os.replace(work, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def make_dir(path: Path) -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from myopia.commands.gap import format_gap_table
 from myopia.measures.gap import gap_plan
 from myopia.measures.scaffold import run_plan, train_plans
 from myopia.presets import DEFAULT_MODEL, DEMO_DETACH, DEMO_SEEDS, DEMO_TASKS, DEMO_TEXT_TASK, DEMO_TRAIN, TEXT_TRAIN
+from myopia.results import replacement_dir, swap_in
 from myopia.train import TrainConfig
 
 
@@ -66,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
         if foreign:
             raise ValueError(f"--overwrite would delete {out}, which holds more than a demo ({', '.join(foreign)}); "
                              f"choose another --out")
-        work = out.with_name(f".{out.name}.new")  # built beside the old demo, swapped in when complete
-        shutil.rmtree(work, ignore_errors=True)
+        work = replacement_dir(out)  # built beside the old demo, swapped in when complete
     plans = {work / name: gap_plan(task, model=DEFAULT_MODEL, train=train, seeds=args.seeds, detach=list(DEMO_DETACH))
              for task, name, train in rows}
     t0 = time.perf_counter()
@@ -82,11 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     build_report(work)  # draws every row's figures too
     if work != out:
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(work, out)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in(work, out)
     print()
     print(format_gap_table(results))
     print(f"\nwall time {time.perf_counter() - t0:.0f} s; results: " + ", ".join(

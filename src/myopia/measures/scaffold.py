@@ -29,7 +29,9 @@ from typing import Callable, ClassVar
 import torch
 
 from myopia import distributed
-from myopia.results import atomic_write_json, make_dir, prepare_out_dir, provenance, write_config, check_config
+from myopia.results import (
+    atomic_write_json, check_config, prepare_out_dir, provenance, replacement_dir, swap_in, write_config,
+)
 from myopia.runs import RunSpec, run_all, validate_specs
 from myopia.train import RunResult, TrainConfig, finished_run, held_out_losses
 
@@ -87,8 +89,7 @@ def train_plans(plans: dict[Path, Plan], *, workers: int = 1, progress: bool = T
         elif out.exists() and (not out.is_dir() or any(out.iterdir())):
             prepare_out_dir(out, resume=True, overwrite=False, measure=plan.name)  # raises: not this measure
     for out, plan in plans.items():
-        distributed.main_first(lambda: (prepare_out_dir(out, resume=True, overwrite=False, measure=plan.name),
-                                        write_config(out, {"measure": plan.name, **plan.config})))
+        _open_share_dir(out, plan.name, plan.config)
     root = Path(os.path.commonpath([str(out.absolute()) for out in plans]))
     specs = [replace(s, key=str((out.absolute() / "runs" / s.key).relative_to(root)))
              for out, plan in plans.items() for s in plan.specs]
@@ -162,11 +163,7 @@ def run_measure(
             shutil.rmtree(out, ignore_errors=True)
         raise
     if replacing and main:
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(work, out)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in(work, out)
     distributed.barrier()
     return result
 
@@ -178,10 +175,7 @@ def _prepare_work_dir(out: Path, name: str, resume: bool, overwrite: bool) -> tu
     had_content = any(out.iterdir())
     if not (overwrite and had_content):
         return out, had_content
-    work = out.with_name(f".{out.name}.new")
-    shutil.rmtree(work, ignore_errors=True)  # what an earlier, failed replacement left
-    make_dir(work)
-    return work, had_content
+    return replacement_dir(out), had_content
 
 
 class UnfinishedRuns(ValueError):
@@ -190,11 +184,16 @@ class UnfinishedRuns(ValueError):
 
 def _train_share(name: str, config: dict, share: list[RunSpec], out: Path, **run_args) -> None:
     """Train one share of a measure's runs into ``out`` (created, or resumed: the config must match)."""
-    distributed.main_first(lambda: (prepare_out_dir(out, resume=True, overwrite=False, measure=name),
-                                    write_config(out, {"measure": name, **config})))
+    _open_share_dir(out, name, config)
     if share:
         run_all(share, out / "runs", **run_args)
     distributed.barrier()
+
+
+def _open_share_dir(out: Path, name: str, config: dict) -> None:
+    """Create ``out`` for measure ``name`` or resume it (its config must match), on rank 0."""
+    distributed.main_first(lambda: (prepare_out_dir(out, resume=True, overwrite=False, measure=name),
+                                    write_config(out, {"measure": name, **config})))
 
 
 def _collect(name: str, config: dict, specs: list[RunSpec], summarize: Summarize, out: Path) -> MeasureResult:
