@@ -95,32 +95,11 @@ def _case_errors(dtype_name, T, hs, tiles) -> dict:
     dtype = DTYPES[dtype_name]
 
     def triton_path(q, k, v, scale):
-        if tiles is None:
-            return attention_triton.myopic_attention(q, k, v, scale, forward="triton")
-        out, lse = attention_triton.causal_forward(q, k, v, scale, impl="triton", blocks=tiles)
-        return _TritonTiles.apply(q, k, v, out, lse, scale, tiles)
+        return attention_triton.myopic_attention(q, k, v, scale, forward="triton", blocks=tiles)
 
     got = _grads(triton_path, dtype, T, hs, dtype)
     want = _grads(_reference(GradientPolicy(horizon=0, detach="kv")), torch.float64, T, hs, dtype)
     return {"errors": [relative_error(a, b) for a, b in zip(got, want)], "dtypes": [str(t.dtype) for t in got]}
-
-
-class _TritonTiles(torch.autograd.Function):
-    """The Triton backward with given tiles, on a forward already computed (tests only)."""
-
-    @staticmethod
-    def forward(ctx, q, k, v, out, lse, scale, tiles):
-        ctx.save_for_backward(q, k, v, out, lse)
-        ctx.scale, ctx.tiles = scale, tiles
-        return out.clone()
-
-    @staticmethod
-    def backward(ctx, dout):
-        from myopia import attention_triton
-
-        q, k, v, out, lse = ctx.saved_tensors
-        dq, dk, dv = attention_triton.myopic_backward(q, k, v, out, lse, dout, ctx.scale, blocks=ctx.tiles)
-        return dq, dk, dv, None, None, None, None
 
 
 def _model_cases() -> dict:

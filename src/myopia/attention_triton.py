@@ -54,11 +54,6 @@ INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 MAX_HEADS = 65535  # B * nh is the second axis of the launch grid, which CUDA limits to 65535
 
 
-def available() -> bool:
-    """Is triton importable?"""
-    return triton is not None
-
-
 def unsupported(q: torch.Tensor) -> str | None:
     """Why these kernels cannot serve q (B, nh, T, hs), or None when they can."""
     if triton is None:
@@ -86,14 +81,16 @@ def serves(q: torch.Tensor, k_off: torch.Tensor, v_off: torch.Tensor, attn_mask:
 
 
 def myopic_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, *, forward: str = "auto"
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, *, forward: str = "auto",
+    blocks: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Strict myopic causal attention (module docstring): (B, nh, T, hs) in and out.
 
     k, v are the live keys/values; their values are also the constant past's (strict myopia),
     and they receive the diagonal gradient only. ``forward``: "auto" (on CUDA torch's fused
     kernel, else Triton), "triton" or "torch" (:func:`causal_forward`). Raises ValueError for inputs the
-    kernels do not serve (:func:`unsupported`)."""
+    kernels do not serve (:func:`unsupported`). ``blocks``: the kernels' tile sizes (default:
+    autotuned on CUDA, a fixed choice under the interpreter)."""
     why = unsupported(q)
     if why is None and not (k.shape == v.shape == q.shape and k.dtype == v.dtype == q.dtype):
         why = f"q, k, v must share shape and dtype, got {tuple(q.shape)}/{tuple(k.shape)}/{tuple(v.shape)}"
@@ -101,25 +98,25 @@ def myopic_attention(
         raise ValueError(why)
     if forward not in ("auto", "triton", "torch"):
         raise ValueError(f"unknown forward {forward!r}; use auto, triton or torch")
-    return _MyopicTriton.apply(q, k, v, scale, forward)
+    return _MyopicTriton.apply(q, k, v, scale, forward, blocks)
 
 
 class _MyopicTriton(torch.autograd.Function):
     """Saves what a flash backward saves (q, k, v, O, lse); the backward is one dQ kernel."""
 
     @staticmethod
-    def forward(ctx, q, k, v, scale, forward):
-        out, lse = causal_forward(q, k, v, scale, impl=forward)
+    def forward(ctx, q, k, v, scale, forward, blocks):
+        out, lse = causal_forward(q, k, v, scale, impl=forward, blocks=blocks)
         ctx.save_for_backward(q, k, v, out, lse)
-        ctx.scale = scale
+        ctx.scale, ctx.blocks = scale, blocks
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dout):
         q, k, v, out, lse = ctx.saved_tensors
-        dq, dk, dv = myopic_backward(q, k, v, out, lse, dout, ctx.scale)
-        return dq, dk, dv, None, None
+        dq, dk, dv = myopic_backward(q, k, v, out, lse, dout, ctx.scale, blocks=ctx.blocks)
+        return dq, dk, dv, None, None, None
 
 
 def causal_forward(
