@@ -15,10 +15,11 @@ import json
 import sys
 from pathlib import Path
 
+from myopia.policy import VARIANT_LABELS
 from myopia.results import format_ci
 
-NAMES = {"vanilla": "vanilla", "myopic": "myopic (strict, exact G(0))",
-         "myopic-hidden": "myopic (paper: W_K/W_V still trained by later losses)", "bigram": "bigram (reads no past)"}
+NAMES = {"vanilla": "vanilla", "myopic": VARIANT_LABELS["kv"], "myopic-hidden": VARIANT_LABELS["hidden"],
+         "bigram": "bigram (reads no past)"}
 
 
 def main(root: str) -> str:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from scipy.stats import ttest_ind
 
+from myopia.policy import VARIANT_LABELS
 from myopia.results import atomic_write_json, mean_ci95, provenance
 
-LABELS = {"kv": "myopic (strict, exact G(0))", "hidden": "myopic (paper: W_K/W_V still trained by later losses)"}
 
 # Rofin, Naghiyev & Hahn, ICLR 2026 (arXiv 2603.14087): TinyStories, 4 layers, d=128, 4 heads,
 # T=64, 1000 steps at batch 256, lr 1e-3, 10 seeds; strict myopic attention (keys/values
@@ -52,11 +52,12 @@ def summarize(path: str) -> dict:
     }
     for d, v in data["variants"].items():
         gaps = v["gap_per_seed"]
+        rel = [g / b for g, b in zip(gaps, van)]
         out["variants"][d] = {
-            "label": LABELS[d], "policy": v["policy"], "myopic_loss": mean_ci95(v["myopic_loss"]),
+            "label": VARIANT_LABELS[d], "policy": v["policy"], "myopic_loss": mean_ci95(v["myopic_loss"]),
             "myopic_per_seed": v["myopic_loss"], "gap": mean_ci95(gaps), "gap_per_seed": gaps,
-            "relative_gap": mean_ci95([g / b for g, b in zip(gaps, van)]),
-            "relative_gap_per_seed": [g / b for g, b in zip(gaps, van)],
+            "relative_gap": mean_ci95(rel),
+            "relative_gap_per_seed": rel,
         }
     return out
 

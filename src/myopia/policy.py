@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import torch
 
 DETACH_VARIANTS = ("kv", "hidden")
+# how every table names a myopic variant: strict myopia, and the paper's (the one its numbers compare with)
+VARIANT_LABELS = {"kv": "myopic (strict, exact G(0))", "hidden": "myopic (paper: W_K/W_V still trained by later losses)"}
 
 
 @dataclass(frozen=True)

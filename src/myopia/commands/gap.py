@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
 def format_gap_table(results: list) -> str:
     """task | vanilla | myopic | trivial | gap [95% CI], losses as mean over seeds (and / trivial);
     with a known task feature, its probe R² after block 1 per seed, for vanilla and myopic."""
-    from myopia.report.findings import feature_r2_text, gap_rows, share_text
+    from myopia.report.findings import feature_r2_text, gap_rows
+    from myopia.results import format_share
 
     probed = any(getattr(r, "feature_r2", None) for r in results)
     head = ("task", "policy", "vanilla", "myopic", "trivial", "gap [95% CI]")
@@ -73,14 +74,14 @@ def format_gap_table(results: list) -> str:
         for row in gap_rows(r):
             rows.append((
                 row["task"], row["policy"],
-                f"{row['vanilla']:.4f} ({share_text(row['vanilla_rel'])})", f"{row['myopic']:.4f} ({share_text(row['myopic_rel'])})",
+                f"{row['vanilla']:.4f} ({format_share(row['vanilla_rel'])})", f"{row['myopic']:.4f} ({format_share(row['myopic_rel'])})",
                 f"{row['trivial']:.4f}", f"{row['gap']['mean']:+.4f} {format_ci(row['gap'])}",
             ) + ((r2(r, "vanilla"), r2(r, row["policy"])) if probed else ()))
         if r.bigram_loss:
             van = sum(r.vanilla_loss) / len(r.vanilla_loss)
             big = sum(r.bigram_loss) / len(r.bigram_loss)
-            rows.append((r.task.get("name", "?"), "bigram", f"{van:.4f} ({share_text(r.relative(van))})",
-                         f"{big:.4f} ({share_text(r.relative(big))})", f"{r.trivial_loss:.4f}",
+            rows.append((r.task.get("name", "?"), "bigram", f"{van:.4f} ({format_share(r.relative(van))})",
+                         f"{big:.4f} ({format_share(r.relative(big))})", f"{r.trivial_loss:.4f}",
                          f"{r.past_benefit['mean']:+.4f} {format_ci(r.past_benefit)}") + (("-", "-") if probed else ()))
     note = "(loss as mean over seeds; in brackets: share of the trivial loss"
     if any(r.bigram_loss for r in results):

@@ -121,6 +121,7 @@ def horizon_curve(
         for label, pol in parsed:
             res = [runs[f"{pol.name}-seed{s}"] for s in seeds]
             losses = [r.test_loss for r in res]
+            shares = [v / triv for v in losses] if triv else None
             T = len(res[0].test_loss_per_position)
             rows.append({
                 "horizon": label,
@@ -132,8 +133,8 @@ def horizon_curve(
                 # interval lies within [min, max] of the seeds (a t-interval on 3-5 seeds can cross 0).
                 # Same resamples for both, so the share's interval is the loss's divided by the trivial loss.
                 "loss": bootstrap_ci(losses),
-                "relative_to_trivial_per_seed": [v / triv for v in losses] if triv else None,
-                "relative_to_trivial": bootstrap_ci([v / triv for v in losses]) if triv else None,
+                "relative_to_trivial_per_seed": shares,
+                "relative_to_trivial": bootstrap_ci(shares) if shares else None,
                 "per_position": [sum(r.test_loss_per_position[t] for r in res) / len(res) for t in range(T)],
             })
         return HorizonResult(

@@ -266,6 +266,8 @@ def as_detach(detach: str | list[str]) -> list[str]:
         raise ValueError("give at least one myopic variant: kv (strict) or hidden (the paper's)")
     for d in names:
         GradientPolicy(horizon=0, detach=d)  # validates the name
+    if len(set(names)) != len(names):  # one variant twice would train the same runs twice under one name
+        raise ValueError(f"--detach lists a variant twice: {names}")
     return names
 
 

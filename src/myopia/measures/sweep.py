@@ -52,7 +52,7 @@ import numpy as np
 from myopia.measures.multiplier import compare_forms, multipliers, trend
 from myopia.measures.scaffold import MeasureResult, as_detach, as_seeds, as_task, run_measure, trivial_loss
 from myopia.measures.shards import Share, share_args, train_share
-from myopia.policy import GradientPolicy
+from myopia.policy import VARIANT_LABELS, GradientPolicy
 from myopia.presets import SWEEP_TRAIN
 from myopia.results import mean_ci95
 from myopia.runs import RunSpec, build_model
@@ -64,8 +64,6 @@ DEFAULT_TOKENS = 500_000  # training tokens of a 100k-parameter model
 DEFAULT_TOKEN_EXPONENT = 0.5
 SWEEP_DETACH = ("kv", "hidden")
 REFERENCE_PARAMS = 1e5
-VARIANT_LABELS = {"kv": "myopic (strict, exact G(0))",
-                  "hidden": "myopic (paper: W_K/W_V still trained by later losses)"}
 COMPUTE_RULE = ("C = 6 * (N + n_layer * T * d) * D FLOP: forward 2N + 2 n_layer T d per token (Kaplan et al. 2020: "
                 "weights plus attention scores and weighted sum, context T, width d), backward twice the forward; "
                 "N = all parameters but the position table (blocks, final LayerNorm, output head and the token "
@@ -167,8 +165,6 @@ def compute_sweep(
     if tokens < 1:
         raise ValueError(f"--tokens must be >= 1, got {tokens}")
     detach = as_detach(detach)
-    if len(set(detach)) != len(detach):
-        raise ValueError(f"--detach lists a variant twice: {detach}")
     task_obj, task_spec = as_task(task)
     if task_obj.regression:
         raise ValueError(f"the sweep measures token loss; task {task_obj.name!r} is a regression task, use --task text")

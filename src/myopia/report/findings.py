@@ -48,10 +48,6 @@ def demo_order(names: list[str]) -> list[int]:
     return sorted(range(len(names)), key=lambda i: (rank.get(names[i], len(DEMO_ORDER)), i))
 
 
-def share_text(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.0%}"
-
-
 def _ci_state(stat: dict) -> str:
     """'above' (95% CI above 0), 'below', 'includes' (0 inside), or 'none' (one seed)."""
     ci = stat.get("ci95")
@@ -75,8 +71,8 @@ def gap_verdict(data: dict) -> str:
     0; otherwise each variant is named by where its CI lies. One seed: no judgement."""
     rows = gap_rows(data)
     name = rows[0]["task"]
-    parts = [f"{VARIANT_WORDS.get(r['detach'], r['policy'])} {share_text(r['myopic_rel'])}" for r in rows]
-    head = f"{name}: vanilla reaches {share_text(rows[0]['vanilla_rel'])} of the trivial loss, " + " and ".join(parts)
+    parts = [f"{VARIANT_WORDS.get(r['detach'], r['policy'])} {format_share(r['myopic_rel'])}" for r in rows]
+    head = f"{name}: vanilla reaches {format_share(rows[0]['vanilla_rel'])} of the trivial loss, " + " and ".join(parts)
     states = {r["detach"]: _ci_state(r["gap"]) for r in rows}
     if all(s == "none" for s in states.values()):
         gaps = ", ".join(f"{r['gap']['mean']:+.4f}" for r in rows)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from myopia.report.document import page
-from myopia.report.findings import demo_order, finding, gap_rows, share_text, task_name
+from myopia.report.findings import demo_order, finding, gap_rows, task_name
 from myopia.results import atomic_write_text, format_ci, format_share
 
 MEASURE_ORDER = ("gap", "horizon", "decompose", "bonus", "sweep")
@@ -113,8 +113,8 @@ def headline_table(gaps: list[Measurement]) -> str:
     rows = []
     for m in gaps:
         for r in gap_rows(m.data):
-            rows.append([r["task"], r["policy"], f"{r['vanilla']:.4f} ({share_text(r['vanilla_rel'])})",
-                         f"{r['myopic']:.4f} ({share_text(r['myopic_rel'])})", f"{r['trivial']:.4f}",
+            rows.append([r["task"], r["policy"], f"{r['vanilla']:.4f} ({format_share(r['vanilla_rel'])})",
+                         f"{r['myopic']:.4f} ({format_share(r['myopic_rel'])})", f"{r['trivial']:.4f}",
                          f"{r['gap']['mean']:+.4f} {format_ci(r['gap'])}", str(len(m.data.get('seeds', [])))])
     head = ["task", "policy", "vanilla", "myopic", "trivial", "gap [95% CI]", "seeds"]
     return (_table(head, rows, numeric={2, 3, 4, 5, 6})
